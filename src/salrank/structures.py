@@ -245,6 +245,25 @@ class RankedInstances:
             model=data.get("model"),
         )
 
+    # ------------------------------------------------------------------ file formats (salrank.io)
+    def to_result_entry(self) -> dict[str, Any]:
+        """This result as an entry of the official SeqRank/PoseSOR result ``.pth`` (:mod:`salrank.io.result_file`)."""
+        from salrank.io.result_file import result_entry
+
+        return result_entry(self)
+
+    def to_coco(self, image_id: int | str | None = None) -> list[dict[str, Any]]:
+        """This result as COCO results entries (:mod:`salrank.io.coco_results`); ``image_id`` defaults to the name."""
+        from salrank.io.coco_results import coco_entries
+
+        return coco_entries(self, self.image_name if image_id is None else image_id)
+
+    def to_rank_map(self, style: str = "assr", max_ranks: int | None = None) -> np.ndarray:
+        """A grey rank map ``uint8`` ``(H, W)`` (:func:`salrank.io.rank_maps.render_rank_map`)."""
+        from salrank.io.rank_maps import render_rank_map
+
+        return render_rank_map(self, style, max_ranks)
+
 
 @dataclass
 class GTInstance:
