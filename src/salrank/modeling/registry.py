@@ -15,7 +15,13 @@ from torch import nn
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 # Packages imported on first use so that ``import salrank`` stays light.
-_MODEL_PACKAGES = ("salrank.modeling.seqrank", "salrank.modeling.posesor", "salrank.modeling.ppa", "salrank.modeling.lite")
+_MODEL_PACKAGES = (
+    "salrank.modeling.seqrank",
+    "salrank.modeling.posesor",
+    "salrank.modeling.ppa",
+    "salrank.modeling.lite",
+    "salrank.modeling.default",
+)
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:

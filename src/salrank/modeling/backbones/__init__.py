@@ -1,0 +1,1 @@
+"""Backbone networks shared by the models (Swin, ResNet, VoVNet, EfficientNet-Lite)."""
