@@ -241,10 +241,12 @@ def rank_order_values(image: GTImage, same_format: bool) -> dict[int, float]:
 
 def render_gt_map(image: GTImage, values: dict[int, float]) -> np.ndarray:
     """The ASSR GT rank map: ``int(255 * rank_order)`` on each salient object (255/229/204/178/153 for
-    ranks 1-5), painted least salient first so the more salient object wins where objects overlap."""
+    ranks 1-5), painted most salient first so that a less salient object overlapping a more salient
+    one stays visible. That is the order of ASSR's own ``generate_saliency_map.py`` (each later rank
+    overwrites); the released GT PNGs were drawn by a script that was not published."""
     canvas = np.zeros((image.height, image.width), np.uint8)
     salient = [inst for inst in image.instances + image.unranked if values[id(inst)] > SAL_VAL_THRESH]
-    for inst in sorted(salient, key=lambda i: values[id(i)]):  # stable: ties keep their order
+    for inst in sorted(salient, key=lambda i: -values[id(i)]):  # stable: ties keep their order
         grey = int(255 * min(values[id(inst)], 1.0))
         canvas[segmentation_to_mask(inst.segmentation, image.height, image.width) > 0] = grey
     return canvas
@@ -305,7 +307,7 @@ def write(
     rendered = len(dataset.images) - copied
     if rendered:
         notes.append(
-            f"{rendered} GT rank maps were rendered by salrank (int(255*rank_order), least salient painted first); "
+            f"{rendered} GT rank maps were rendered by salrank (int(255*rank_order), most salient painted first); "
             "the official ones were drawn by the ASSR authors' own script"
         )
     return targets

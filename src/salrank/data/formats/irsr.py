@@ -63,6 +63,8 @@ _NUMPY_SAFE = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # protocol 5 arrays
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }
@@ -86,6 +88,14 @@ def _numpy_multiarray() -> Any:
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray  # type: ignore[no-redef]
     return multiarray
+
+
+def _numpy_frombuffer() -> Any:
+    try:
+        from numpy._core.numeric import _frombuffer  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
+    return _frombuffer
 
 
 class PlainDataUnpickler(pickle.Unpickler):
@@ -113,6 +123,8 @@ class PlainDataUnpickler(pickle.Unpickler):
         if (module, name) in _NUMPY_SAFE:
             if name in ("_reconstruct", "scalar"):
                 return getattr(_numpy_multiarray(), name)
+            if name == "_frombuffer":
+                return _numpy_frombuffer()
             return getattr(np, name)
         if module == "numpy.dtypes" and name.endswith("DType") and name != "ObjectDType":
             import numpy.dtypes
