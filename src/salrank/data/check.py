@@ -27,7 +27,6 @@ The result is a :class:`CheckReport` with a :class:`DatasetSummary` and every :c
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -213,7 +212,7 @@ def check_loaded(dataset: SORDataset, ann_file: Path | str, *, check_images: boo
         if not img.instances:
             add(WARNING, "no salient object (the SeqRank protocol cannot score an image without GT)")
 
-        digests: dict[bytes, GTInstance] = {}
+        by_area: dict[int, list[tuple[GTInstance, np.ndarray]]] = {}
         for inst in img.instances + img.unranked:
             item = _item(dataset, inst)
             _check_polygons(inst, img, add, item)
@@ -223,14 +222,16 @@ def check_loaded(dataset: SORDataset, ann_file: Path | str, *, check_images: boo
             except ValueError as exc:  # RLE of another size (normally caught while reading)
                 add(ERROR, str(exc), item)
                 continue
-            if not mask.any():
+            area = int(np.count_nonzero(mask))
+            if area == 0:
                 add(ERROR, "empty mask (the segmentation covers no pixel)", item)
                 continue
-            digest = hashlib.blake2b(np.packbits(mask.astype(bool)).tobytes(), digest_size=16).digest()
-            if digest in digests:
-                add(WARNING, f"mask identical to that of {_item(dataset, digests[digest])}", item)
+            same_area = by_area.setdefault(area, [])
+            twin = next((other for other, m in same_area if np.array_equal(m, mask)), None)
+            if twin is not None:
+                add(WARNING, f"mask identical to that of {_item(dataset, twin)}", item)
             else:
-                digests[digest] = inst
+                same_area.append((inst, mask))
 
         if dataset.format == "posesor" and img.instances:
             orders = sorted(inst.rank_value for inst in img.instances if inst.rank_value is not None)  # type: ignore[type-var]

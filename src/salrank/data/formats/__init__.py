@@ -91,8 +91,7 @@ def write_dataset(
     ``"link"`` also copies/symlinks the image files to where the layout expects them.
     """
     from salrank.data.formats import assr, irsr, posesor_coco, seqrank_json
-    from salrank.data.formats._common import refuse_overwrite, transfer_images
-    from salrank.utils.io import write_json
+    from salrank.data.formats._common import refuse_overwrite, transfer_images, write_json_compact
 
     if format not in DATASET_FORMATS:
         raise InputError(f"unknown dataset format {format!r}; choose one of {', '.join(DATASET_FORMATS)}")
@@ -104,7 +103,7 @@ def write_dataset(
         refuse_overwrite([target], overwrite)
         module = posesor_coco if format == "posesor" else seqrank_json
         content = module.to_json(dataset, result.notes)
-        write_json(target, content, indent=None)
+        write_json_compact(target, content)
         transfer_images(dataset.images, dataset.image_root, target.parent / "images" / split, images, result.notes)
         result.files = [target]
     elif format == "assr":

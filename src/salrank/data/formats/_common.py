@@ -174,13 +174,14 @@ def coco_number(image_id: str) -> int | None:
 
 # ---------------------------------------------------------------------------------------------- segmentation
 def parse_segmentation(
-    seg: Any, reporter: Reporter, file: Any, image: str | int | None, item: str | None
+    seg: Any, reporter: Reporter, file: Any, image: str | int | None, item: str | None, *, from_json: bool = False
 ) -> Polygons | RLE | None:
     """Validate a COCO ``segmentation`` from a file and return it in a form salrank rasterises.
 
     Accepts polygons ``[[x, y, ...], ...]``, a single flat polygon ``[x, y, ...]`` (warned, wrapped),
     compressed RLE (``str``/``bytes`` counts) and uncompressed RLE (list counts). Returns ``None``
-    (after a fatal report) when it is none of these.
+    (after a fatal report) when it is none of these. ``from_json``: the value comes from JSON, so its
+    numbers are plain Python numbers and polygon lists can be kept without copying.
     """
     if isinstance(seg, dict):
         size = seg.get("size")
@@ -207,12 +208,13 @@ def parse_segmentation(
         seg = [seg]
     polygons: Polygons = []
     for k, poly in enumerate(seg):
-        if isinstance(poly, np.ndarray):
-            poly = poly.reshape(-1).tolist()
-        if not isinstance(poly, list | tuple) or not all(is_number(v) for v in poly):
+        arr = np.asarray(poly) if isinstance(poly, list | tuple | np.ndarray) else None
+        if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
             reporter.fatal(f"polygon {k} is not a list of numbers", file, image, item)
             return None
-        polygons.append([plain_number(v) for v in poly])
+        # a list parsed from JSON holds plain numbers and is kept as it is (ints stay ints); anything
+        # from a pickle may hold numpy values and is converted
+        polygons.append(poly if from_json and isinstance(poly, list) else arr.tolist())
     return polygons
 
 
@@ -297,6 +299,36 @@ def first_existing_dir(candidates: Iterable[Path]) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------------------- writing
+def write_file(path: Path, data: bytes) -> None:
+    """Write one of many small files atomically (temp file + ``os.replace``) without an ``fsync`` per file.
+
+    Layouts such as ASSR's have two files per image; an ``fsync`` each made writing a test split take
+    minutes. A crash can leave a file missing or empty, never half-replaced under its final name.
+    """
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_compact(path: Path, data: Any) -> None:
+    """Write a (large) JSON file atomically, encoded in one go by the C encoder (``json.dump`` to a file
+    goes through the much slower pure-Python chunked encoder)."""
+    import json
+
+    from salrank.utils.io import write_bytes
+
+    write_bytes(path, json.dumps(data).encode("utf-8"))
+
+
 def refuse_overwrite(paths: Iterable[Path], overwrite: bool) -> None:
     """Raise :class:`InputError` listing the files that exist, unless ``overwrite``."""
     if overwrite:

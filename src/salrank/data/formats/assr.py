@@ -25,6 +25,7 @@ entries of ``obj_seg_data`` not listed there are reported and left out (PPA's lo
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -46,10 +47,12 @@ from salrank.data.formats._common import (
     refuse_overwrite,
     segmentation_size,
     transfer_images,
+    write_file,
+    write_json_compact,
 )
 from salrank.errors import InputError
 from salrank.structures import GTImage, GTInstance, SORDataset
-from salrank.utils.io import read_json, write_bytes, write_json
+from salrank.utils.io import read_json, write_bytes
 from salrank.utils.masks import mask_to_box, rle_to_str_counts, segmentation_to_mask
 
 logger = logging.getLogger("salrank.data")
@@ -144,7 +147,7 @@ def read(root: Path, split: str, reporter: Reporter) -> SORDataset:
         segs: list[Any] = []
         bad = False
         for k, obj in enumerate(objects):
-            seg = parse_segmentation(obj.get("segmentation") if isinstance(obj, dict) else None, reporter, obj_file, image_id, f"object {k}")
+            seg = parse_segmentation(obj.get("segmentation") if isinstance(obj, dict) else None, reporter, obj_file, image_id, f"object {k}", from_json=True)
             if seg is None:
                 bad = True
             segs.append(seg)
@@ -292,14 +295,14 @@ def write(
             objs.append(obj)
             rank_list.append(values[id(inst)])
         objects_out.append({"img": img.image_id, "object_data": objs})
-        write_json(paths["ranks"] / f"{img.image_id}.json", {"rank_order": rank_list}, indent=None)
+        write_file(paths["ranks"] / f"{img.image_id}.json", json.dumps({"rank_order": rank_list}).encode("utf-8"))
         gt_src = src_gt / f"{img.image_id}.png" if src_gt is not None else None
         if gt_src is not None and gt_src.is_file():
-            write_bytes(paths["gt"] / f"{img.image_id}.png", gt_src.read_bytes())
+            write_file(paths["gt"] / f"{img.image_id}.png", gt_src.read_bytes())
             copied += 1
         else:
-            write_bytes(paths["gt"] / f"{img.image_id}.png", encode_png(render_gt_map(img, values)))
-    write_json(paths["objects"], objects_out, indent=None)
+            write_file(paths["gt"] / f"{img.image_id}.png", encode_png(render_gt_map(img, values)))
+    write_json_compact(paths["objects"], objects_out)
     write_bytes(paths["list"], "".join(f"{img.image_id}\n" for img in dataset.images).encode("utf-8"))
     transfer_images(dataset.images, dataset.image_root, paths["images"], images, notes)
     if demoted:

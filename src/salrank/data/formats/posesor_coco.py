@@ -104,7 +104,7 @@ def read(path: Path, data: Any, split: str | None, reporter: Reporter) -> SORDat
         if not is_number(cat):
             reporter.fatal(f"'category_id' must be a number (the visiting order), got {cat!r}", path, img.image_id, item)
             continue
-        seg = parse_segmentation(ann.get("segmentation"), reporter, path, img.image_id, item)
+        seg = parse_segmentation(ann.get("segmentation"), reporter, path, img.image_id, item, from_json=True)
         if seg is None:
             continue
         inst = GTInstance(

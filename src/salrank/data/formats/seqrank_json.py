@@ -94,7 +94,7 @@ def read(path: Path, data: Any, split: str | None, reporter: Reporter) -> SORDat
             if not is_number(cat):
                 reporter.fatal(f"'category_id' must be a number (the rank), got {cat!r}", path, image_id, item)
                 continue
-            seg = parse_segmentation(ann.get("segmentation"), reporter, path, image_id, item)
+            seg = parse_segmentation(ann.get("segmentation"), reporter, path, image_id, item, from_json=True)
             if seg is None:
                 continue
             cat = plain_number(cat)
