@@ -64,6 +64,8 @@ def format_of_json(data: Any) -> str | None:
 def _describe(data: Any) -> str:
     if isinstance(data, dict):
         keys = list(data)[:8]
+        if "instances" in data and "height" in data:
+            return f"an object with keys {keys} (this looks like a salrank prediction, not ground truth)"
         return f"an object with keys {keys}"
     if isinstance(data, list):
         if not data:
