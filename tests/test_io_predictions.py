@@ -318,3 +318,17 @@ def test_legacy_pickle_result_file_is_refused_cleanly(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         load_predictions(path)
     assert exc.value.path == str(path)
+
+
+def test_coco_results_with_odd_ranks_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rle = {"size": [4, 4], "counts": mask_utils.encode(np.asfortranarray(np.ones((4, 4), np.uint8)))["counts"].decode()}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([{"image_id": "a", "segmentation": rle, "rank": 1, "score": 0.3}, {"image_id": "a", "segmentation": rle, "rank": 1, "score": 0.9}]))
+    with caplog.at_level(logging.WARNING):
+        r = load_predictions(path)["a"]  # type: ignore[index]
+    np.testing.assert_allclose(r.saliency, [0.9, 0.3])  # tie broken by descending score
+    assert f"{path}: image a: 1 entries share a rank" in caplog.text
+    path.write_text(json.dumps([{"image_id": "a", "segmentation": rle, "rank": "first"}]))
+    with caplog.at_level(logging.WARNING):
+        load_predictions(path)
+    assert "rank values ['first'] are not numbers" in caplog.text

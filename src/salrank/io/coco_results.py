@@ -143,6 +143,14 @@ def read_coco_results(path: str | Path, gt: SORDataset | None = None, data: Any 
 
     out: dict[str, RankedInstances] = {}
     for name, entries in groups.items():
+        ranks = [e["rank"] for e in entries if "rank" in e]
+        unusable = [r for r in ranks if isinstance(r, bool) or not isinstance(r, int | float) or not math.isfinite(r)]
+        if unusable:
+            logger.warning("%s: image %s: rank values %s are not numbers; those entries are ordered by score after the ranked ones", p, name, unusable[:5])
+        elif any(r < 1 for r in ranks):
+            logger.warning("%s: image %s: rank values below 1 (%s); ranks start at 1 = most salient, the order is kept", p, name, min(ranks))
+        elif len(set(ranks)) < len(ranks):
+            logger.warning("%s: image %s: %d entries share a rank; ties are ordered by descending score", p, name, len(ranks) - len(set(ranks)))
         size = (gt[name].height, gt[name].width) if gt is not None and name in gt else None
         out[name] = _entries_to_instances(sorted(entries, key=_sort_key), name, p, size)
     return out
