@@ -43,26 +43,89 @@ def encode_rles(masks: np.ndarray) -> list[RLE]:
         raise ValueError(f"encode_rles expects (N, H, W) masks, got shape {masks.shape}")
     if len(masks) == 0:
         return []
-    fortran = np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8, copy=False))
+    # pycocotools wants (H, W, N) in Fortran order, i.e. each mask transposed in memory: cv2.transpose
+    # does that ~10x faster than numpy's strided copy.
+    n, h, w = masks.shape
+    transposed = np.empty((n, w, h), np.uint8)
+    for i, m in enumerate(masks.astype(np.uint8, copy=False)):
+        transposed[i] = cv2.transpose(m) if h > 0 and w > 0 else m.T
     out = []
-    for rle in mask_utils.encode(fortran):
+    for rle in mask_utils.encode(transposed.transpose(2, 1, 0)):
         out.append({"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")})
     return out
 
 
+def rle_counts(rle: RLE) -> np.ndarray:
+    """Run lengths of an RLE (column-major runs, starting with a run of zeros), as ``int64``.
+
+    Decodes pycocotools' compressed string with numpy: 5-bit groups with a continuation bit (0x20) and
+    sign extension (0x10) of the last group; every count after the second is stored as a difference to
+    the count two places before. Uncompressed RLEs (``counts`` a list) are returned as they are.
+    """
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return np.asarray(counts, dtype=np.int64)
+    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    if not raw:
+        return np.zeros(0, dtype=np.int64)
+    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        raise ValueError("RLE counts string has characters outside the compressed-RLE alphabet")
+    more = (c & 0x20) != 0
+    last = np.flatnonzero(~more)  # last group of each number
+    if len(last) == 0 or last[-1] != len(c) - 1:
+        raise ValueError("RLE counts string ends inside a number")
+    first = np.r_[0, last[:-1] + 1]
+    group = np.repeat(np.arange(len(last)), last - first + 1)
+    shift = 5 * (np.arange(len(c)) - first[group])
+    x = np.add.reduceat((c & 0x1F) << shift, first)
+    negative = (c[last] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * (last[negative] - first[negative] + 1))
+    if len(x) > 3:  # counts[i] += counts[i - 2] for i > 2
+        x[3::2] = np.cumsum(x[1::2])[1:]
+    if len(x) > 4:
+        x[4::2] = np.cumsum(x[2::2])[1:]
+    return x
+
+
+def _decode_into(rle: RLE, out: np.ndarray) -> None:
+    """Decode ``rle`` into the C-ordered ``uint8`` ``(H, W)`` array ``out`` (same result as pycocotools)."""
+    h, w = out.shape
+    counts = rle_counts(rle)
+    if len(counts) and counts.min() < 0 or int(counts.sum()) != h * w:
+        raise ValueError(f"RLE counts do not describe a {h}x{w} mask")
+    if h == 0 or w == 0:
+        return
+    runs = np.zeros(len(counts), np.uint8)
+    runs[1::2] = 1
+    column_major = np.repeat(runs, counts).reshape(w, h)  # the mask transposed, C order
+    out[...] = cv2.transpose(column_major)
+
+
 def decode_rle(rle: RLE) -> np.ndarray:
-    """Decode one RLE (``str`` or ``bytes`` counts, compressed or not) to a ``uint8`` ``(H, W)`` mask."""
-    return mask_utils.decode(_rle_for_coco(rle))
+    """Decode one RLE (``str`` or ``bytes`` counts, compressed or not) to a ``uint8`` ``(H, W)`` mask.
+
+    Same values as ``pycocotools.mask.decode`` (C order), ~4x faster; a corrupt RLE raises ``ValueError``.
+    """
+    h, w = (int(v) for v in rle["size"])
+    out = np.empty((h, w), np.uint8)
+    _decode_into(rle, out)
+    return out
 
 
 def decode_rles(rles: Sequence[RLE], height: int | None = None, width: int | None = None) -> np.ndarray:
-    """Decode several RLEs to a ``uint8`` ``(N, H, W)`` array (``(0, H, W)`` when empty and a size is given)."""
+    """Decode several RLEs of one size to a ``uint8`` ``(N, H, W)`` array (``(0, H, W)`` when empty and a size is given)."""
     if len(rles) == 0:
         if height is None or width is None:
             raise ValueError("decode_rles needs height and width to build an empty mask stack")
         return np.zeros((0, height, width), dtype=np.uint8)
-    stacked = mask_utils.decode([_rle_for_coco(r) for r in rles])  # (H, W, N), Fortran order
-    return np.ascontiguousarray(stacked.transpose(2, 0, 1))
+    h, w = (int(v) for v in rles[0]["size"])
+    out = np.empty((len(rles), h, w), np.uint8)
+    for i, rle in enumerate(rles):
+        if (int(rle["size"][0]), int(rle["size"][1])) != (h, w):
+            raise ValueError(f"RLE {i} has size {rle['size']}, the first one {h}x{w}")
+        _decode_into(rle, out[i])
+    return out
 
 
 def rle_area(rle: RLE) -> int:
