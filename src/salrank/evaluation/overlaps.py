@@ -25,9 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from salrank.utils.masks import decode_rle, rle_counts
 
 MaskInput = Union[np.ndarray, Sequence[np.ndarray], Sequence[Mapping[str, Any]]]
 """Masks of one image: an ``(N, H, W)`` array, a list of ``(H, W)`` arrays, or a list of COCO RLE dicts."""
@@ -134,8 +135,15 @@ class MaskSet:
     def words(self) -> np.ndarray:
         """Bit-packed masks, ``uint64`` ``(N, ceil(H*W/64))`` (RLE sets are decoded once on first use)."""
         if self._words is None:
-            dense = self.dense()
-            self._words = _pack_words(dense.reshape(len(dense), -1))
+            if self._dense is not None or self.kind != "rle":
+                dense = self.dense()
+                self._words = _pack_words(dense.reshape(len(dense), -1))
+            else:  # decode and pack one mask at a time (no full-size stack)
+                nwords = -(-self.num_pixels // 64)
+                words = np.zeros((len(self._rles), nwords), np.uint64)
+                for i, rle in enumerate(self._rles):
+                    words[i] = _pack_words(decode_rle_fast(rle).reshape(1, -1))[0]
+                self._words = words
         return self._words
 
     def dense(self) -> np.ndarray:
@@ -275,36 +283,6 @@ def mask_pair(gt: MaskInput | MaskSet, pred: MaskInput | MaskSet, height: int | 
     return g, p
 
 
-def rle_counts(rle: Mapping[str, Any]) -> np.ndarray:
-    """Uncompressed run lengths of a COCO RLE (column-major runs, starting with a run of zeros).
-
-    Decodes pycocotools' compressed string (5-bit groups with a continuation bit and sign extension,
-    each count after the second stored as a difference to the count two places before) with numpy,
-    without materialising the mask.
-    """
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return np.asarray(counts, dtype=np.int64)
-    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    if not raw:
-        return np.zeros(0, dtype=np.int64)
-    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    more = (c & 0x20) != 0
-    last = np.flatnonzero(~more)  # last group of each number
-    first = np.r_[0, last[:-1] + 1]
-    group = np.repeat(np.arange(len(last)), last - first + 1)
-    shift = 5 * (np.arange(len(c)) - first[group])
-    x = np.add.reduceat((c & 0x1F) << shift, first)
-    negative = (c[last] & 0x10) != 0
-    x[negative] -= np.left_shift(1, 5 * (last[negative] - first[negative] + 1))
-    # Delta decoding: counts[i] += counts[i - 2] for i > 2.
-    if len(x) > 3:
-        x[3::2] = np.cumsum(x[1::2])[1:]
-    if len(x) > 4:
-        x[4::2] = np.cumsum(x[2::2])[1:]
-    return x
-
-
 def rle_foreground_indices(rle: Mapping[str, Any]) -> np.ndarray:
     """Column-major (Fortran) flat indices of the foreground pixels of an RLE, ascending."""
     counts = rle_counts(rle)
@@ -320,15 +298,7 @@ def rle_foreground_indices(rle: Mapping[str, Any]) -> np.ndarray:
     return offsets + np.arange(total, dtype=np.int64)
 
 
+
 def decode_rle_fast(rle: Mapping[str, Any]) -> np.ndarray:
-    """Decode a COCO RLE to a ``bool`` ``(H, W)`` mask (C order), ~3x faster than pycocotools' byte loop."""
-    h, w = (int(v) for v in rle["size"])
-    counts = rle_counts(rle)
-    if int(counts.sum()) != h * w:
-        raise ValueError(f"RLE counts cover {int(counts.sum())} pixels, not {h}x{w}")
-    if h == 0 or w == 0:
-        return np.zeros((h, w), bool)
-    runs = np.zeros(len(counts), np.uint8)
-    runs[1::2] = 1
-    column_major = np.repeat(runs, counts).reshape(w, h)
-    return cv2.transpose(column_major).view(bool)
+    """Decode a COCO RLE to a ``bool`` ``(H, W)`` mask (C order) with :func:`salrank.utils.masks.decode_rle`."""
+    return decode_rle(rle).view(bool)

@@ -160,6 +160,17 @@ def _seqrank_gt_masks(image: GTImage) -> np.ndarray:
     return np.stack([inst.mask(image.height, image.width) for inst in image.instances]).view(bool)
 
 
+def _file_order(instances: Sequence[Any]) -> list[Any]:
+    """Instances in the order of the source file when their ids are its indices (ASSR, IRSR readers).
+
+    The official IRSR code breaks IoU ties by GT position, so the file order matters there.
+    """
+    ids = [inst.id for inst in instances]
+    if all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids):
+        return sorted(instances, key=lambda inst: inst.id)
+    return list(instances)
+
+
 def _coco_gt_rles(instances: Sequence[Any], image: GTImage) -> list[dict[str, Any]]:
     """pycocotools rasterisation (IRSR / ASSR loaders), kept as RLEs."""
     out = []
@@ -242,13 +253,14 @@ def _run_irsr(dataset: SORDataset, preds: _Predictions, report: EvaluationReport
         if result is None:
             result = RankedInstances.empty(image.image_id, image.height, image.width)
         _check_size(result, image, preds.name)
-        ranks = [-float(inst.rank) for inst in image.instances]  # higher = more salient; ties stay ties
+        instances = _file_order(image.instances) if dataset.format == "irsr" else list(image.instances)
+        ranks = [-float(inst.rank) for inst in instances]  # higher = more salient; ties stay ties
         scores = None
         if result.extras.get("explicit_rank_scores"):
             scores = np.asarray(result.extras.get("rank_scores", result.saliency), dtype=np.float64)
             explicit += 1
         if len(ranks) > 1:
-            r = irsr_image_sa_sor(_coco_gt_rles(image.instances, image), ranks, MaskSet.from_dense(result.masks), scores)
+            r = irsr_image_sa_sor(_coco_gt_rles(instances, image), ranks, MaskSet.from_dense(result.masks), scores)
         else:  # excluded before any mask is looked at
             r = irsr_image_sa_sor([], ranks, [], height=image.height, width=image.width)
         results.append(r)
@@ -272,9 +284,8 @@ def _assr_objects(image: GTImage, same_format: bool) -> tuple[list[Any], list[fl
 
     values = rank_order_values(image, same_format)
     everything = list(image.instances) + list(image.unranked)
-    ids = [inst.id for inst in everything]
-    if same_format and all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids):
-        everything.sort(key=lambda inst: inst.id)
+    if same_format:
+        everything = _file_order(everything)
     salient = [inst for inst in everything if values[id(inst)] > SAL_VAL_THRESH]
     return salient, [values[id(inst)] for inst in salient]
 
@@ -435,10 +446,11 @@ def evaluate(
         "GT images have no prediction", report.missing_predictions, preds.name,
         "they are scored as images where nothing was predicted",
     )  # fmt: skip
-    _warn_ids(
-        f"predicted images are not in the GT ({report.gt})", report.unknown_predictions, preds.name,
-        "they are not scored (listed in the report under unknown_predictions)",
-    )  # fmt: skip
+    if preds.path is None:  # load_predictions already warned about the files it read
+        _warn_ids(
+            f"predicted images are not in the GT ({report.gt})", report.unknown_predictions, preds.name,
+            "they are not scored (listed in the report under unknown_predictions)",
+        )  # fmt: skip
     if not dataset.images:
         raise InputError("the ground truth has no image", report.gt)
 
