@@ -112,7 +112,8 @@ def roi_align(
         if window.shape[1] != wy.shape[1] or window.shape[2] != wx.shape[1]:  # no valid sample at all
             results.append(features.new_zeros(c, ph, pw))
             continue
-        pooled = torch.einsum("pi,cij,qj->cpq", wy, window, wx) / count
+        # (ph, h) @ (c, h, w) @ (w, pw); two matmuls are much faster than the equivalent einsum on CPU
+        pooled = torch.matmul(torch.matmul(wy, window), wx.t()) / count
         results.append(pooled)
     return torch.stack(results)
 
