@@ -104,7 +104,8 @@ def write_dataset(
         module = posesor_coco if format == "posesor" else seqrank_json
         content = module.to_json(dataset, result.notes)
         write_json_compact(target, content)
-        transfer_images(dataset.images, dataset.image_root, target.parent / "images" / split, images, result.notes)
+        flat = not (format == "posesor" and dataset.format == "posesor")
+        transfer_images(dataset.images, dataset.image_root, target.parent / "images" / split, images, result.notes, flat=flat)
         result.files = [target]
     elif format == "assr":
         result.files = assr.write(dataset, p, split, result.notes, overwrite=overwrite, images=images)

@@ -339,8 +339,14 @@ def refuse_overwrite(paths: Iterable[Path], overwrite: bool) -> None:
         raise InputError(f"refusing to overwrite existing files ({shown}); pass overwrite=True / --overwrite", existing[0])
 
 
-def transfer_images(dataset_images: Sequence[GTImage], src_root: Path | None, dst_root: Path, mode: str, notes: list[str]) -> None:
-    """Copy or symlink the images of a dataset into a new layout (``mode``: ``none``, ``copy``, ``link``)."""
+def transfer_images(
+    dataset_images: Sequence[GTImage], src_root: Path | None, dst_root: Path, mode: str, notes: list[str], *, flat: bool = True
+) -> None:
+    """Copy or symlink the images of a dataset into a new layout (``mode``: ``none``, ``copy``, ``link``).
+
+    ``flat``: put every image directly in ``dst_root`` (the layouts that name images ``<id>.jpg``);
+    otherwise keep a relative ``file_name``'s sub-folders (PoseSOR re-written as PoseSOR).
+    """
     if mode == "none":
         return
     if mode not in ("copy", "link"):
@@ -350,7 +356,9 @@ def transfer_images(dataset_images: Sequence[GTImage], src_root: Path | None, ds
     missing = 0
     for img in dataset_images:
         src = src_root / img.file_name
-        dst = dst_root / Path(img.file_name).name
+        rel = Path(img.file_name)
+        keep_folders = not flat and not rel.is_absolute() and ".." not in rel.parts
+        dst = dst_root / (rel if keep_folders else rel.name)
         if not src.is_file():
             missing += 1
             continue

@@ -81,7 +81,7 @@ def read(path: Path, data: Any, split: str | None, reporter: Reporter) -> SORDat
             height, width = size
         img = GTImage(
             image_id=image_id,
-            file_name=entry["file_name"].replace("\\", "/").rsplit("/", 1)[-1],
+            file_name=entry["file_name"].replace("\\", "/"),  # relative to images/<split>, as PoseSOR joins it
             height=int(height),
             width=int(width),
             instances=[],
@@ -176,7 +176,8 @@ def to_json(dataset: SORDataset, notes: list[str]) -> dict[str, Any]:
     dropped = converted = 0
     next_ann = 1
     for img, coco_id in zip(dataset.images, image_ids):
-        images_out.append({"id": coco_id, "file_name": Path(img.file_name).name or f"{img.image_id}.jpg", "height": img.height, "width": img.width})
+        file_name = img.file_name if same else (Path(img.file_name).name or f"{img.image_id}.jpg")
+        images_out.append({"id": coco_id, "file_name": file_name, "height": img.height, "width": img.width})
         dropped += len(img.unranked)
         for inst in img.instances:
             polys, was_converted = polygons_for_official_loader(inst, img)
