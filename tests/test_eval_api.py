@@ -211,3 +211,12 @@ def test_joint_metrics_in_evaluate() -> None:
     assert rep.metrics["jae"] == 0.02  # |10 - 12| / 100, rounded to 4 decimals
     no_pose = evaluate(ds, {"a": RankedInstances.from_masks(left[None], image_name="a")}, "seqrank")
     assert "jacc" not in no_pose.metrics and any("keypoints" in n for n in no_pose.notes)
+
+
+def test_gt_mask_of_the_wrong_size_is_an_input_error() -> None:
+    bad = GTInstance(segmentation=_rle(np.ones((5, 5), bool)), rank=1, id=3)
+    ds = SORDataset([GTImage("a", "a.jpg", 10, 10, [bad, GTInstance(segmentation=_rle(np.ones((5, 5), bool)), rank=2, id=4)])])
+    for protocol in ("seqrank", "irsr", "assr"):
+        with pytest.raises(InputError, match="5x5") as err:
+            evaluate(ds, {}, protocol)
+        assert err.value.image == "a" and "object 3" in str(err.value)

@@ -72,11 +72,23 @@ class MaskSet:
         if masks.ndim != 3:
             raise ValueError(f"masks must be (N, H, W); got shape {masks.shape}")
         n, h, w = masks.shape
-        if masks.dtype != bool:
-            masks = masks > 0.5
+        masks = _binary(masks)
         if not masks.flags.c_contiguous:
             masks = np.ascontiguousarray(masks)
         return cls("dense", h, w, words=_pack_words(masks.reshape(n, h * w)), dense=masks)
+
+    @classmethod
+    def from_mask_list(cls, masks: Sequence[np.ndarray], height: int, width: int) -> MaskSet:
+        """From ``(H, W)`` masks packed one at a time (no ``(N, H, W)`` stack is built)."""
+        nwords = -(-height * width // 64)
+        words = np.zeros((len(masks), nwords), np.uint64)
+        for i, m in enumerate(masks):
+            m = np.asarray(m)
+            if m.shape != (height, width):
+                raise ValueError(f"mask {i} is {m.shape[0]}x{m.shape[1]}, not {height}x{width}")
+            flat = _binary(m).reshape(1, -1)
+            words[i] = _pack_words(flat)[0]
+        return cls("dense", height, width, words=words)
 
     @classmethod
     def from_rles(cls, rles: Sequence[Mapping[str, Any]], height: int | None = None, width: int | None = None) -> MaskSet:
@@ -178,6 +190,15 @@ class MaskSet:
         if self._rles is None:
             raise ValueError("not an RLE mask set")
         return self._rles
+
+
+def _binary(masks: np.ndarray) -> np.ndarray:
+    """Foreground = value ``> 0.5`` (integer masks are compared with 0, avoiding a float conversion)."""
+    if masks.dtype == bool:
+        return masks
+    if np.issubdtype(masks.dtype, np.integer):
+        return masks > 0
+    return masks > 0.5
 
 
 def _pack_words(flat: np.ndarray) -> np.ndarray:

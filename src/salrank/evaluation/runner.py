@@ -153,11 +153,15 @@ def _warn_ids(kind: str, ids: list[str], where: str, consequence: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- GT masks
-def _seqrank_gt_masks(image: GTImage) -> np.ndarray:
-    """``bool`` ``(n, H, W)``: SeqRank's mapper rasterisation (``cv2.fillPoly``, integer vertices; RLEs decoded)."""
-    if not image.instances:
-        return np.zeros((0, image.height, image.width), bool)
-    return np.stack([inst.mask(image.height, image.width) for inst in image.instances]).view(bool)
+def _seqrank_gt_masks(image: GTImage, where: str) -> MaskSet:
+    """SeqRank's mapper rasterisation (``cv2.fillPoly`` on integer vertices; RLEs decoded), most salient first."""
+    masks = []
+    for inst in image.instances:
+        try:
+            masks.append(inst.mask(image.height, image.width))
+        except ValueError as exc:  # e.g. an RLE of another size than the image
+            raise InputError(str(exc), where, image.image_id, f"object {inst.id}") from None
+    return MaskSet.from_mask_list(masks, image.height, image.width)
 
 
 def _file_order(instances: Sequence[Any]) -> list[Any]:
@@ -175,7 +179,10 @@ def _coco_gt_rles(instances: Sequence[Any], image: GTImage) -> list[dict[str, An
     """pycocotools rasterisation (IRSR / ASSR loaders), kept as RLEs."""
     out = []
     for inst in instances:
-        rle = coco_rle(inst.segmentation, image.height, image.width)
+        try:
+            rle = coco_rle(inst.segmentation, image.height, image.width)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"unusable segmentation ({exc})", None, image.image_id, f"object {inst.id}") from None
         h, w = (int(v) for v in rle["size"])
         if (h, w) != (image.height, image.width):
             raise InputError(f"RLE of size {h}x{w} for an image of {image.height}x{image.width}", None, image.image_id, f"object {inst.id}")
@@ -222,7 +229,7 @@ def _run_seqrank(dataset: SORDataset, preds: _Predictions, report: EvaluationRep
         if result is None:
             result = RankedInstances.empty(image.image_id, image.height, image.width)
         _check_size(result, image, preds.name)
-        gt = MaskSet.from_dense(_seqrank_gt_masks(image))
+        gt = _seqrank_gt_masks(image, report.gt or "ground truth")
         pred = MaskSet.from_dense(result.masks)
         kwargs: dict[str, Any] = {}
         if with_joints:
@@ -339,6 +346,8 @@ def _run_assr(dataset: SORDataset, preds: _Predictions, report: EvaluationReport
                 preds.name,
                 image.image_id,
             )
+        objects, values = _assr_objects(image, same_format)
+        object_rles = _coco_gt_rles(objects, image)
         gmap_path = gt_dir / f"{image.image_id}.png" if gt_dir is not None else None
         if gmap_path is not None and gmap_path.is_file():
             gmap = read_rank_map_file(gmap_path)
@@ -347,8 +356,7 @@ def _run_assr(dataset: SORDataset, preds: _Predictions, report: EvaluationReport
         else:
             gmap = render_gt_map(image, rank_order_values(image, same_format))
             rendered_gt += 1
-        objects, values = _assr_objects(image, same_format)
-        r = assr_image_metrics(_coco_gt_rles(objects, image), values, pmap, gmap)
+        r = assr_image_metrics(object_rles, values, pmap, gmap)
         results.append(r)
         report.per_image[image.image_id] = {
             "sor": r.sor, "spr": r.spr, "mae": r.mae, "mae_binary": r.mae_binary, "used": int(r.used),
