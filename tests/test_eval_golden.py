@@ -31,6 +31,9 @@ from salrank.evaluation import (
 
 DATA = Path(__file__).parent / "data" / "metrics"
 
+# pycocotools' decode (the independent reference decoder here) warns under numpy 2
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 
 @functools.lru_cache(maxsize=None)
 def load(protocol: str) -> dict:

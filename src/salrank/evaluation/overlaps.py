@@ -233,9 +233,15 @@ def intersections(a: MaskSet, b: MaskSet) -> np.ndarray:
         iou = np.asarray(mask_utils.iou(a.rles, b.rles, [0] * nb), dtype=np.float64).reshape(na, nb)
         return _intersections_from_iou(iou, a.areas, b.areas)
     wa, wb = a.words, b.words
-    if na * nb <= 4:
-        return np.array([[int(np.bitwise_count(x & y).sum()) for y in wb] for x in wa], np.int64).reshape(na, nb)
-    return np.bitwise_count(wa[:, None, :] & wb[None, :, :]).sum(axis=2, dtype=np.int64)
+    out = np.zeros((na, nb), np.int64)
+    nonzero = wa != 0
+    for i in range(na):
+        # Only the words between the first and last non-empty word of mask i can intersect anything.
+        idx = np.flatnonzero(nonzero[i])
+        if len(idx):
+            lo, hi = idx[0], idx[-1] + 1
+            out[i] = np.bitwise_count(wb[:, lo:hi] & wa[i, lo:hi]).sum(axis=1, dtype=np.int64)
+    return out
 
 
 @dataclass(frozen=True)
