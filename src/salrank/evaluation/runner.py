@@ -212,7 +212,7 @@ def _iterate(images: Sequence[GTImage], progress: bool, protocol: str) -> Any:
 def _run_seqrank(dataset: SORDataset, preds: _Predictions, report: EvaluationReport, metrics: Sequence[str] | None,
                  progress: bool) -> None:
     with_joints = any(inst.keypoints is not None for img in dataset.images for inst in img.instances)
-    if with_joints and preds.maps is None and not any(r.keypoints is not None for r in preds.instances.values()):
+    if with_joints and (preds.maps is not None or not any(r.keypoints is not None for r in preds.instances.values())):
         report.notes.append("the GT has keypoints but the predictions have none: jacc/jae not computed")
         with_joints = False
     elif with_joints:
