@@ -2,8 +2,8 @@
 
 The expected values were produced by running the official evaluation code (SeqRank/PoseSOR
 ``evaluation/metrics.py``, PoseSOR ``misc/sasor.py`` + dragonlee ``SA-SOR.py``, PPA ``sor_eval.py`` +
-Siris ``evaluate.py``) on synthetic cases; ``tests/data/metrics/FORMAT.md`` (in ../shared/fixtures)
-describes them. Tolerances: seqrank per-image 1e-9 and aggregates exact; irsr 1e-9; assr spr/sor 1e-9,
+Siris ``evaluate.py``) on synthetic cases; ``tests/data/metrics/FORMAT.md`` (a copy of
+``../shared/fixtures/metrics/FORMAT.md``) describes them and the observed official semantics. Tolerances: seqrank per-image 1e-9 and aggregates exact; irsr 1e-9; assr spr/sor 1e-9,
 mae 1e-6. Every case runs through both mask back ends (RLE and dense bit-packed).
 """
 
