@@ -32,7 +32,7 @@ from salrank.modeling.base import SORModel
 from salrank.modeling.default.people import PeopleDetector, mediapipe_available
 from salrank.modeling.default.proposals import Proposal, refine_with_grabcut, region_proposals, upsample_mask
 from salrank.modeling.default.ranking import RankingWeights, attention_scores, foreground_map
-from salrank.modeling.default.saliency import center_prior, colour_contrast, geodesic_saliency, to_lab
+from salrank.modeling.default.saliency import center_prior, colour_contrast, geodesic_saliency, guided_filter, to_lab
 from salrank.modeling.default.semantic import SemanticCues
 from salrank.modeling.registry import register_model
 from salrank.structures import RankedInstances
@@ -65,7 +65,7 @@ class DefaultRankerConfig:
     """Drop a person detection whose crop the classifier gives this much animal or non-person-object probability."""
     grabcut: bool = True
     """Refine the masks of non-person regions with GrabCut (sharper outlines, about 10 ms per object)."""
-    min_region_score: float = 0.2
+    min_region_score: float = 0.15
     """Minimum attention score of a non-person region to be reported."""
     weights: RankingWeights = field(default_factory=RankingWeights)
 
@@ -103,11 +103,16 @@ class DefaultRanker(SORModel):
         return self._people
 
     # ------------------------------------------------------------------ one image
+    def _empty(self, name: str, height: int, width: int) -> RankedInstances:
+        result = RankedInstances.empty(name, height, width, model=MODEL_NAME)
+        result.extras.update(kinds=[], cues=[], people_model=self._people is not None)
+        return result
+
     def _rank_one(self, image: np.ndarray, name: str) -> RankedInstances:
         cfg = self.cfg
         H, W = image.shape[:2]
         if H < 8 or W < 8:
-            return RankedInstances.empty(name, H, W, model=MODEL_NAME)
+            return self._empty(name, H, W)
         scale = cfg.work_long_side / max(H, W)
         h, w = max(8, int(round(H * scale))), max(8, int(round(W * scale)))
         gscale = cfg.geodesic_long_side / max(H, W)
@@ -116,10 +121,8 @@ class DefaultRanker(SORModel):
         small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         grey_small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         lab_small = to_lab(small)
-        geo_img = cv2.GaussianBlur(cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA), (0, 0), 0.8)
+        geo_img = cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA)  # area averaging is the only smoothing
         geodesic = cv2.resize(geodesic_saliency(to_lab(geo_img)), (w, h), interpolation=cv2.INTER_LINEAR)
-        from salrank.modeling.default.saliency import guided_filter
-
         geodesic = np.clip(guided_filter(grey_small, geodesic, 3, 1e-2), 0.0, 1.0)
         contrast = colour_contrast(lab_small)
         center = center_prior(h, w)
@@ -149,13 +152,13 @@ class DefaultRanker(SORModel):
         regions = region_proposals(fg, exclude=dilated if person_union.any() else None)
         proposals.extend(regions)
         if not proposals:
-            return RankedInstances.empty(name, H, W, model=MODEL_NAME)
+            return self._empty(name, H, W)
 
-        scores = attention_scores(proposals, fg, center, maps["animal"], maps["people"], (H, W), cfg.weights)
+        scores = attention_scores(proposals, fg, center, maps["animal"], maps["people"], (H, W), cfg.weights, maps["objectness"])
         order = [i for i in np.argsort(-scores, kind="stable") if proposals[i].kind == "person" or scores[i] >= cfg.min_region_score]
+        if not order:  # nothing clears the bar: still report the best candidate rather than nothing
+            order = [int(np.argmax(scores))]
         order = order[: cfg.max_instances]
-        if not order:
-            return RankedInstances.empty(name, H, W, model=MODEL_NAME)
 
         grey_full = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         person_full = np.zeros((H, W), bool)
@@ -179,7 +182,7 @@ class DefaultRanker(SORModel):
             kept.append(i)
             keypoints.append(p.keypoints if p.keypoints is not None else np.zeros((17, 3), np.float32))
         if not kept:
-            return RankedInstances.empty(name, H, W, model=MODEL_NAME)
+            return self._empty(name, H, W)
         sel = scores[kept]
         saliency = sel / max(float(sel[0]), 1e-6)
         saliency = np.minimum.accumulate(np.clip(saliency, 0.0, 1.0))  # monotone by construction

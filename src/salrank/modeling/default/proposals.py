@@ -4,7 +4,8 @@ Non-person objects are found as in classic salient-object segmentation: the fore
 :mod:`salrank.modeling.default.ranking`) is cut at several thresholds relative to its maximum; every
 connected component of every cut is a candidate, scored by how much it stands out from a ring
 around it (mean inside minus mean in the ring) and by its size. Greedy mask suppression keeps the
-best candidate of each nested family. Large components that run along the bottom edge into a side
+best candidate of each nested family; when no cut yields a candidate (everything stands out),
+higher cuts are tried. Large components that run along the bottom edge into a side
 edge are ground (road, snow, floor, lawn) and are skipped. Person pixels are removed first, so a person is never also
 proposed as a region; masks are then upsampled to the image size with a guided filter so that they
 follow the photo's edges.
@@ -52,9 +53,9 @@ def _ring(mask: np.ndarray, width: int) -> np.ndarray:
 def region_proposals(
     foreground: np.ndarray,
     exclude: np.ndarray | None = None,
-    thresholds: tuple[float, ...] = (0.4, 0.55, 0.7, 0.85),
+    thresholds: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8),
     min_area: float = 0.002,
-    max_area: float = 0.25,
+    max_area: float = 0.2,
     min_contrast: float = 0.12,
     max_proposals: int = 12,
 ) -> list[Proposal]:
@@ -75,30 +76,37 @@ def region_proposals(
     allowed = np.ones((h, w), bool) if exclude is None else ~exclude
     ring_width = max(2, int(round(0.03 * max(h, w))))
     open_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    candidates: list[tuple[float, float, np.ndarray]] = []
-    for t in thresholds:
-        cut = ((foreground >= t * fmax) & allowed).astype(np.uint8)
-        cut = cv2.morphologyEx(cut, cv2.MORPH_OPEN, open_kernel)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=8)
-        for lab in range(1, n):
-            area = stats[lab, cv2.CC_STAT_AREA] / float(h * w)
-            if area < min_area or area > max_area:
-                continue
-            m = labels == lab
-            # ground-like stuff: a large component along the bottom edge reaching a side edge
-            if area > 0.06 and m[-3:].any() and (m[:, :3].any() or m[:, -3:].any()):
-                continue
-            m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_CLOSE, open_kernel).astype(bool) & allowed
-            ring = _ring(m, ring_width) & allowed
-            inside = float(foreground[m].mean())
-            outside = float(foreground[ring].mean()) if ring.any() else 0.0
-            contrast = inside - outside
-            if contrast < min_contrast:
-                continue
-            # prefer components that stand out, are not tiny, and do not run along the image border
-            border = np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]]).mean()
-            quality = contrast * (0.6 + 0.4 * min(1.0, np.sqrt(area / 0.03))) * (1.0 - border)
-            candidates.append((quality, inside, m))
+
+    def cuts(levels: tuple[float, ...], skip_ground: bool, min_contrast: float) -> list[tuple[float, float, np.ndarray]]:
+        found = []
+        for t in levels:
+            cut = ((foreground >= t * fmax) & allowed).astype(np.uint8)
+            cut = cv2.morphologyEx(cut, cv2.MORPH_OPEN, open_kernel)
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=8)
+            for lab in range(1, n):
+                area = stats[lab, cv2.CC_STAT_AREA] / float(h * w)
+                if area < min_area or area > max_area:
+                    continue
+                m = labels == lab
+                # ground-like stuff: a large component along the bottom edge reaching a side edge
+                if skip_ground and area > 0.06 and m[-3:].any() and (m[:, :3].any() or m[:, -3:].any()):
+                    continue
+                m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_CLOSE, open_kernel).astype(bool) & allowed
+                ring = _ring(m, ring_width) & allowed
+                inside = float(foreground[m].mean())
+                outside = float(foreground[ring].mean()) if ring.any() else 0.0
+                contrast = inside - outside
+                if contrast < min_contrast:
+                    continue
+                # prefer components that stand out, are not tiny, and do not run along the image border
+                border = np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]]).mean()
+                quality = contrast * (0.6 + 0.4 * min(1.0, np.sqrt(area / 0.03))) * (1.0 - border)
+                found.append((quality, inside, m))
+        return found
+
+    candidates = cuts(thresholds, True, min_contrast)
+    if not candidates:  # a busy scene where everything stands out (a market stall): cut higher, keep all
+        candidates = cuts((0.85, 0.9, 0.95), False, min_contrast / 3)
     candidates.sort(key=lambda c: -c[0])
     kept: list[Proposal] = []
     for quality, inside, m in candidates:

@@ -9,6 +9,7 @@ cue                meaning
 =================  ===========================================================================
 ``saliency``       mean foreground value inside the object (it stands out from its background)
 ``size``           ``sqrt(area / 12 %)`` capped at 1: larger objects are looked at earlier
+                   (a non-person region above 12 % of the image loses some of it again)
 ``center``         the centre prior at the object's centroid
 ``person``         1 for people found by the pose model (people are looked at first), with a
                    further ``face`` term when the face is visible (nose and both eyes)
@@ -63,16 +64,20 @@ def foreground_map(
 ) -> np.ndarray:
     """Per-pixel foreground likelihood in [0, 1] from the saliency cues (all maps the same size).
 
-    ``0.55 geodesic + 0.30 objectness * sqrt(geodesic) + 0.15 contrast * geodesic + 0.35 animal``,
-    times ``0.65 + 0.35 center``, normalised to a maximum of 1. The animal term finds animals that
+    ``(0.55 + 0.30 objectness + 0.15 contrast) * sqrt(geodesic) + 0.35 animal'``
+    (``animal' = clip((animal - 0.4) / 0.6, 0, 1)``),
+    times ``0.65 + 0.35 center``, divided by its 99th percentile and clipped to [0, 1]. The animal term finds animals that
     blend into their background (a dog on a lawn) but that the classifier sees clearly.
     """
-    fg = 0.55 * geodesic + 0.30 * objectness * np.sqrt(np.clip(geodesic, 0, 1)) + 0.15 * contrast * geodesic
+    geo = np.sqrt(np.clip(geodesic, 0, 1))  # gamma 0.5: one strong object must not drown the others
+    fg = 0.55 * geo + 0.30 * objectness * geo + 0.15 * contrast * geo
     if animal is not None:
-        fg = fg + 0.35 * np.clip(animal, 0, 1)
+        fg = fg + 0.35 * np.clip((animal - 0.4) / 0.6, 0, 1)  # only where the classifier is fairly sure
     fg = fg * (0.65 + 0.35 * center)
-    m = float(fg.max())
-    return (fg / m).astype(np.float32) if m > 1e-6 else fg.astype(np.float32)
+    # normalise by a high percentile rather than the maximum, so that one small, very bright spot
+    # does not push every other object under the proposal thresholds
+    m = float(np.percentile(fg, 99.0))
+    return np.clip(fg / m, 0.0, 1.0).astype(np.float32) if m > 1e-6 else fg.astype(np.float32)
 
 
 def _unit(v: np.ndarray) -> np.ndarray | None:
@@ -131,23 +136,29 @@ def attention_scores(
     people_cam: np.ndarray,
     image_size: tuple[int, int],
     weights: RankingWeights | None = None,
+    objectness: np.ndarray | None = None,
 ) -> np.ndarray:
     """Attention score of each proposal (higher = looked at earlier); fills ``proposal.cues``.
 
     All maps are at the proposals' working resolution; ``image_size`` is the full ``(H, W)`` (the
-    keypoints' coordinate frame).
+    keypoints' coordinate frame). With an ``objectness`` map, a region's score is scaled by
+    ``0.55 + 0.45 min(1, objectness / 0.5)``: what the classifier sees as a place or as stuff
+    (buildings, sky, a crowd's stands) loses up to 45 % of its score.
     """
     wts = weights or RankingWeights()
     h, w = foreground.shape
     H, W = image_size
     sx, sy = w / float(W), h / float(H)
     base = np.zeros(len(proposals), np.float32)
+    thing = np.ones(len(proposals), np.float32)  # 1 for people; < 1 for regions that look like stuff
     for i, p in enumerate(proposals):
         m = p.mask
         area = m.mean()
         c = p.cues
         c["saliency"] = float(foreground[m].mean()) if m.any() else 0.0
         c["size"] = float(min(1.0, np.sqrt(area / 0.12)))
+        if p.kind != "person" and area > 0.12:  # very large regions are more often background
+            c["size"] *= float(max(0.5, 1.0 - (area - 0.12) / 0.16))
         cy, cx = np.argwhere(m).mean(0) if m.any() else (h / 2, w / 2)
         c["center"] = float(center[int(cy), int(cx)])
         c["person"] = 1.0 if p.kind == "person" else 0.0
@@ -169,6 +180,10 @@ def attention_scores(
             + wts.people_cam * c["people_cam"]
             - wts.border * c["border"]
         )
+        if objectness is not None and p.kind != "person" and m.any():
+            c["objectness"] = float(objectness[m].mean())
+            thing[i] = 0.55 + 0.45 * min(1.0, c["objectness"] / 0.5)
+            base[i] *= thing[i]
     # PoseSOR: attention follows people's pointing arms and gaze
     directed = np.zeros(len(proposals), np.float32)
     cos_cone = np.cos(np.deg2rad(wts.direction_cone_deg))
@@ -190,12 +205,12 @@ def attention_scores(
                 if align <= cos_cone:
                     continue
                 strength = (align - cos_cone) / (1.0 - cos_cone)
-                value = (0.5 + 0.5 * strength) * float(base[j])
+                value = strength * float(base[j])
                 if value > best_value:
                     best_j, best_value, best_strength = j, value, strength
             if best_j >= 0:
                 # the target gets a share of the pointer's own salience, more when dead ahead
-                bonus = gain * (0.5 + 0.5 * best_strength) * float(base[i])
+                bonus = gain * (0.5 + 0.5 * best_strength) * float(base[i]) * float(thing[best_j])
                 if bonus > directed[best_j]:
                     directed[best_j] = bonus
                     proposals[best_j].cues[f"{kind}_from"] = float(i)
