@@ -165,3 +165,25 @@ def test_tiles_and_overlap_suppression() -> None:
     ps = [people_mod.Person(a, kp, 0.6), people_mod.Person(a.copy(), kp, 0.9), people_mod.Person(~a, kp, 0.5)]
     kept = people_mod._suppress_overlaps(ps)
     assert [p.score for p in kept] == [0.9, 0.5]
+
+
+def test_fine_tiles_cover_the_image() -> None:
+    tiles = people_mod._tiles(300, 400, 0.6, 0.4)
+    assert len(tiles) == 1 + 4 + 9
+    covered = np.zeros((300, 400), bool)
+    for x0, y0, x1, y1 in tiles[5:]:
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+
+
+def test_torch_threads_are_restored() -> None:
+    import torch
+
+    from salrank.modeling.default.model import _torch_threads
+
+    before = torch.get_num_threads()
+    with _torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with _torch_threads(None):
+        assert torch.get_num_threads() == before

@@ -6,7 +6,8 @@ ship inside the ``mediapipe==0.10.21`` wheel (no download at run time):
 
 1. **Person detection**: MediaPipe's ``PoseDetectionCpu`` subgraph (the BlazePose detector) returns
    *every* person it finds, unlike the legacy ``solutions.pose`` API that keeps only one. It runs on
-   the whole image and on four overlapping 60 % tiles, so that smaller people are found too;
+   the whole image, on four overlapping 60 % tiles and on a 3x3 grid of 40 % tiles (its input is
+   224x224, so smaller people are only found in tiles);
    duplicates are merged by the distance between their hip centres relative to their size.
 2. **Landmarks and mask per person**: the ``PoseLandmarkByRoiCpu`` subgraph (BlazePose GHUM "full",
    model complexity 1; the heavier model would be downloaded at run time and is not used) turns
@@ -96,14 +97,20 @@ class Person:
     """The 33 BlazePose landmarks: x, y (pixels), visibility, presence."""
 
 
-def _tiles(height: int, width: int, fraction: float) -> list[tuple[int, int, int, int]]:
-    """The whole image plus four overlapping corner tiles of ``fraction`` of each side (x0, y0, x1, y1)."""
+def _tiles(height: int, width: int, fraction: float, fine_fraction: float | None = None) -> list[tuple[int, int, int, int]]:
+    """Detection windows ``(x0, y0, x1, y1)``: the whole image, four overlapping corner tiles of
+    ``fraction`` of each side and, with ``fine_fraction``, a 3x3 grid of smaller overlapping tiles."""
     tiles = [(0, 0, width, height)]
     if fraction < 1.0 and min(height, width) >= 64:
         tw, th = int(round(width * fraction)), int(round(height * fraction))
         for y0 in (0, height - th):
             for x0 in (0, width - tw):
                 tiles.append((x0, y0, x0 + tw, y0 + th))
+    if fine_fraction is not None and fine_fraction < 1.0 and min(height, width) >= 128:
+        tw, th = int(round(width * fine_fraction)), int(round(height * fine_fraction))
+        for y0 in np.linspace(0, height - th, 3).round().astype(int):
+            for x0 in np.linspace(0, width - tw, 3).round().astype(int):
+                tiles.append((int(x0), int(y0), int(x0) + tw, int(y0) + th))
     return tiles
 
 
@@ -113,11 +120,19 @@ class PeopleDetector:
     Args:
         min_score: minimum detector confidence of a person.
         max_people: at most this many people (highest detector scores first) get landmarks.
-        tile_fraction: side of the extra detection tiles relative to the image (1.0 = whole image only).
+        tile_fraction: side of the four corner detection tiles relative to the image (1.0 = none).
+        fine_tile_fraction: side of a further 3x3 grid of tiles for small people (``None`` = none).
         mask_threshold: threshold of MediaPipe's soft person mask.
     """
 
-    def __init__(self, min_score: float = 0.5, max_people: int = 8, tile_fraction: float = 0.6, mask_threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        max_people: int = 8,
+        tile_fraction: float = 0.6,
+        fine_tile_fraction: float | None = 0.4,
+        mask_threshold: float = 0.5,
+    ) -> None:
         if not mediapipe_available():
             raise RuntimeError(
                 "mediapipe is not installed: pip install --no-deps mediapipe==0.10.21 && "
@@ -130,6 +145,7 @@ class PeopleDetector:
         self.min_score = min_score
         self.max_people = max_people
         self.tile_fraction = tile_fraction
+        self.fine_tile_fraction = fine_tile_fraction
         self.mask_threshold = mask_threshold
         self._lock = threading.Lock()  # MediaPipe graphs are not re-entrant
         self._detector = SolutionBase(
@@ -161,7 +177,7 @@ class PeopleDetector:
         """Person detections over the image and its tiles: (score, proto in full-image coords, centre, radius)."""
         h, w = image.shape[:2]
         found: list[tuple[float, object, tuple[float, float], float]] = []
-        for x0, y0, x1, y1 in _tiles(h, w, self.tile_fraction):
+        for x0, y0, x1, y1 in _tiles(h, w, self.tile_fraction, self.fine_tile_fraction):
             crop = np.ascontiguousarray(image[y0:y1, x0:x1])
             result = self._detector.process({"image": crop})
             for det in result.detections or []:

@@ -142,7 +142,7 @@ def upsample_mask(mask: np.ndarray, soft: np.ndarray | None, guide_grey: np.ndar
     return out
 
 
-def refine_with_grabcut(image: np.ndarray, guess: np.ndarray, max_side: int = 200, iterations: int = 3) -> np.ndarray:
+def refine_with_grabcut(image: np.ndarray, guess: np.ndarray, max_side: int = 140, iterations: int = 2) -> np.ndarray:
     """Snap a rough full-size object mask to the photo's colours with GrabCut (Rother et al., 2004).
 
     GrabCut runs on the object's box enlarged by 25 %, downscaled to at most ``max_side`` pixels:
