@@ -64,6 +64,8 @@ def test_feature_pyramid_strides(size: tuple[int, int]) -> None:
     h, w = size
     with torch.no_grad():
         feats = model.forward_features(torch.zeros(1, 3, h, w), ("res2", "res3", "res4", "res5", "head"))
+    assert model.out_strides == {"res2": 4, "res3": 8, "res4": 16, "res5": 32} and model.size_divisibility == 32
+    assert model.out_channels == {"res2": 24, "res3": 40, "res4": 112, "res5": 320}
     for name, feat in feats.items():
         stride = model.feature_strides[name]
         assert feat.shape[1] == model.feature_channels[name]

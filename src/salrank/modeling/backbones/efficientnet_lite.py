@@ -16,8 +16,9 @@ Inputs are RGB in ``[0, 255]`` normalised as the TF-lite models were trained: ``
 (:data:`INPUT_MEAN`, :data:`INPUT_STD`; see :func:`normalize`).
 
 As a detection backbone, :meth:`EfficientNetLite.forward_features` returns the outputs at strides
-4/8/16/32 as ``res2``..``res5`` (detectron2's names, like salrank's other backbones); ``head`` is the
-1280-channel stride-32 feature the classifier pools.
+4/8/16/32 as ``res2``..``res5`` (detectron2's names, like salrank's other backbones, with the same
+``out_channels``/``out_strides``/``size_divisibility`` properties); ``head`` is the 1280-channel
+stride-32 feature the classifier pools. ``forward`` is the ImageNet classifier.
 """
 
 from __future__ import annotations
@@ -202,6 +203,21 @@ class EfficientNetLite(nn.Module):
     def feature_strides(self) -> dict[str, int]:
         """Stride (in input pixels) of each named feature."""
         return dict(FEATURE_STRIDES)
+
+    @property
+    def out_channels(self) -> dict[str, int]:
+        """Channels of ``res2``..``res5`` (the interface of salrank's other backbones)."""
+        return {n: c for n, c in self.feature_channels.items() if n != "head"}
+
+    @property
+    def out_strides(self) -> dict[str, int]:
+        """Strides of ``res2``..``res5`` (the interface of salrank's other backbones)."""
+        return {n: s for n, s in FEATURE_STRIDES.items() if n != "head"}
+
+    @property
+    def size_divisibility(self) -> int:
+        """Inputs whose sides are multiples of this give exactly ``ceil(side / stride)`` features."""
+        return 32
 
     # ------------------------------------------------------------------ forward
     def forward_features(self, x: torch.Tensor, out_features: tuple[str, ...] = ("res2", "res3", "res4", "res5")) -> dict[str, torch.Tensor]:
