@@ -135,3 +135,15 @@ def test_degenerate_inputs(ranker_no_people) -> None:  # noqa: ANN001
         ranker_no_people.predict([np.zeros((10, 10), np.uint8)])
     with pytest.raises(ValueError, match="names"):
         ranker_no_people.predict([flat], ["a", "b"])
+
+
+def test_large_photo_is_ranked_at_max_side_and_scaled_back(ranker_no_people) -> None:  # noqa: ANN001
+    import cv2
+
+    img, big, _ = synthetic_scene(3)
+    large = cv2.resize(img, (img.shape[1] * 4, img.shape[0] * 4), interpolation=cv2.INTER_NEAREST)  # 1280x960 > max_side
+    small_res = ranker_no_people.predict([img])[0]
+    large_res = ranker_no_people.predict([large])[0]
+    assert large_res.masks.shape[1:] == large.shape[:2] and len(large_res) == len(small_res)
+    down = cv2.resize(large_res.masks[0].astype(np.uint8), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    assert (down & big).sum() / (down | big).sum() > 0.8

@@ -50,6 +50,9 @@ class DefaultRankerConfig:
 
     max_instances: int = 8
     """At most this many ranked objects per image."""
+    max_side: int | None = 800
+    """Photos whose longer side exceeds this are ranked at this size and the results scaled back up
+    (masks guided-filtered with the full photo): the same answer at any resolution, and fast."""
     work_long_side: int = 160
     """Longer side of the working resolution of the cue maps and proposals."""
     geodesic_long_side: int = 96
@@ -104,7 +107,10 @@ class DefaultRanker(SORModel):
                     "(install: pip install --no-deps mediapipe==0.10.21 && pip install 'protobuf>=4.25.3,<5' 'attrs>=19.1')"
                 )
             else:
-                self._people = PeopleDetector(min_score=self.cfg.person_min_score, max_people=self.cfg.max_people)
+                try:
+                    self._people = PeopleDetector(min_score=self.cfg.person_min_score, max_people=self.cfg.max_people)
+                except Exception as exc:  # a broken MediaPipe install must not break the ranker
+                    logger.warning("salrank-default: MediaPipe could not start (%s: %s); people and poses are not used", exc.__class__.__name__, exc)
         return self._people
 
     # ------------------------------------------------------------------ one image
@@ -114,6 +120,35 @@ class DefaultRanker(SORModel):
         return result
 
     def _rank_one(self, image: np.ndarray, name: str) -> RankedInstances:
+        """Rank one image; a large photo is ranked at ``max_side`` and its results scaled back up."""
+        H, W = image.shape[:2]
+        if self.cfg.max_side is None or max(H, W) <= self.cfg.max_side:
+            return self._rank_at_size(image, name)
+        scale = self.cfg.max_side / max(H, W)
+        small = cv2.resize(image, (max(8, round(W * scale)), max(8, round(H * scale))), interpolation=cv2.INTER_AREA)
+        result = self._rank_at_size(small, name)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        radius = max(2, int(round(max(H, W) / 320)))
+        masks = [upsample_mask(m, None, grey, radius=radius) for m in result.masks]
+        keypoints = None
+        if result.keypoints is not None:
+            keypoints = result.keypoints.copy()
+            keypoints[..., 0] *= W / small.shape[1]
+            keypoints[..., 1] *= H / small.shape[0]
+        full = RankedInstances.from_masks(
+            np.stack(masks) if masks else np.zeros((0, H, W), bool),
+            image_name=name,
+            height=H,
+            width=W,
+            scores=result.scores,
+            saliency=result.saliency,
+            keypoints=keypoints,
+            model=MODEL_NAME,
+        )
+        full.extras.update(result.extras)
+        return full
+
+    def _rank_at_size(self, image: np.ndarray, name: str) -> RankedInstances:
         cfg = self.cfg
         H, W = image.shape[:2]
         if H < 8 or W < 8:
@@ -140,7 +175,11 @@ class DefaultRanker(SORModel):
         person_union = np.zeros((h, w), bool)
         detector = self.people_detector
         if detector is not None:
-            people = detector(image)
+            try:
+                people = detector(image)
+            except Exception as exc:  # MediaPipe failing on one image: rank it without people
+                logger.warning("%s: person detection failed (%s: %s); ranked without people", name, exc.__class__.__name__, exc)
+                people = []
             if people:
                 boxes = masks_to_boxes(np.stack([p.mask for p in people]))
                 verdicts = self.semantic.classify_crops(image, boxes)

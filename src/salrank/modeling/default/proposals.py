@@ -128,15 +128,23 @@ def upsample_mask(mask: np.ndarray, soft: np.ndarray | None, guide_grey: np.ndar
     """A working-resolution mask at the size of ``guide_grey`` (float in [0, 1]), snapped to its edges.
 
     ``soft`` (same size as ``mask``) modulates the mask's inside so that weak parts fade; the result
-    is bilinearly upsampled, guided-filtered with the grey image and thresholded at 0.5.
+    is bilinearly upsampled, guided-filtered with the grey image and thresholded at 0.5. The filter
+    runs only on the mask's box (plus a margin), so large photos stay fast.
     """
     H, W = guide_grey.shape
     src = mask.astype(np.float32)
     if soft is not None:
         src = src * np.clip(0.5 + soft, 0.0, 1.0)
     up = cv2.resize(src, (W, H), interpolation=cv2.INTER_LINEAR)
-    refined = guided_filter(guide_grey, up, radius, eps)
-    out = refined > 0.5
+    ys, xs = np.nonzero(up > 0.05)
+    if len(xs) == 0:
+        return up > 0.5
+    margin = 3 * radius + 2
+    x0, x1 = max(0, xs.min() - margin), min(W, xs.max() + 1 + margin)
+    y0, y1 = max(0, ys.min() - margin), min(H, ys.max() + 1 + margin)
+    refined = guided_filter(guide_grey[y0:y1, x0:x1], up[y0:y1, x0:x1], radius, eps)
+    out = np.zeros((H, W), bool)
+    out[y0:y1, x0:x1] = refined > 0.5
     if not out.any():
         out = up > 0.5
     return out
