@@ -11,7 +11,8 @@ ship inside the ``mediapipe==0.10.21`` wheel (no download at run time):
    duplicates are merged by the distance between their hip centres relative to their size.
 2. **Landmarks and mask per person**: the ``PoseLandmarkByRoiCpu`` subgraph (BlazePose GHUM "full",
    model complexity 1; the heavier model would be downloaded at run time and is not used) turns
-   each detection's region into 33 landmarks and a person segmentation mask.
+   each detection's region into 33 landmarks and a person segmentation mask, which is cut to the
+   person's own landmarks' convex hull (grown by 15 % of the body size) so neighbours do not leak in.
 3. The 33 BlazePose landmarks are mapped to the 17 COCO keypoints (:data:`BLAZEPOSE_TO_COCO`).
 
 MediaPipe is optional. Install it with ``pip install --no-deps mediapipe==0.10.21`` plus
@@ -27,6 +28,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 logger = logging.getLogger(__name__)
@@ -174,10 +176,15 @@ class PeopleDetector:
 
     # ------------------------------------------------------------------ detection
     def _detect(self, image: np.ndarray) -> list[tuple[float, object, tuple[float, float], float]]:
-        """Person detections over the image and its tiles: (score, proto in full-image coords, centre, radius)."""
+        """Person detections over the image and its tiles: (score, proto in full-image coords, centre, radius).
+
+        A person found in several windows is kept once, from the largest window that found it (its
+        whole body was in view there, so its region is the most complete), with the best score.
+        """
         h, w = image.shape[:2]
-        found: list[tuple[float, object, tuple[float, float], float]] = []
-        for x0, y0, x1, y1 in _tiles(h, w, self.tile_fraction, self.fine_tile_fraction):
+        found: list[tuple[int, float, object, tuple[float, float], float]] = []
+        for level, (x0, y0, x1, y1) in enumerate(_tiles(h, w, self.tile_fraction, self.fine_tile_fraction)):
+            window = 0 if level == 0 else (1 if level <= 4 else 2)
             crop = np.ascontiguousarray(image[y0:y1, x0:x1])
             result = self._detector.process({"image": crop})
             for det in result.detections or []:
@@ -198,20 +205,20 @@ class PeopleDetector:
                 box.height = box.height * (y1 - y0) / h
                 cx, cy = kps[0].x * w, kps[0].y * h
                 radius = float(np.hypot(kps[1].x * w - cx, kps[1].y * h - cy))
-                found.append((score, det, (cx, cy), radius))
+                found.append((window, score, det, (cx, cy), radius))
         # merge duplicates: same hip centre (relative to body size) and similar size
-        found.sort(key=lambda d: -d[0])
-        kept: list[tuple[float, object, tuple[float, float], float]] = []
-        for cand in found:
-            _, _, (cx, cy), r = cand
-            duplicate = False
-            for _, _, (kx, ky), kr in kept:
+        found.sort(key=lambda d: (d[0], -d[1]))
+        kept: list[list] = []
+        for _, score, det, (cx, cy), r in found:
+            for k in kept:
+                (kx, ky), kr = k[2], k[3]
                 if np.hypot(cx - kx, cy - ky) < 0.5 * max(r, kr) and min(r, kr) > 0.5 * max(r, kr):
-                    duplicate = True
+                    k[0] = max(k[0], score)
                     break
-            if not duplicate:
-                kept.append(cand)
-        return kept[: self.max_people]
+            else:
+                kept.append([score, det, (cx, cy), r])
+        kept.sort(key=lambda k: -k[0])
+        return [tuple(k) for k in kept[: self.max_people]]  # type: ignore[misc]
 
     def __call__(self, image: np.ndarray) -> list[Person]:
         """People in an RGB ``uint8`` ``(H, W, 3)`` image, highest detector score first."""
@@ -228,10 +235,32 @@ class PeopleDetector:
                 mask = np.asarray(out.segmentation_mask) > self.mask_threshold
                 if mask.shape != (h, w) or not mask.any():
                     continue
+                mask = _restrict_to_body(mask, lms, margin=max(4.0, 0.15 * radius))
+                if not mask.any():
+                    continue
                 kp = lms[list(BLAZEPOSE_TO_COCO)][:, :3].copy()
                 kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)
                 people.append(Person(mask=mask, keypoints=kp, score=score, center=center, size=radius, landmarks=lms))
         return _suppress_overlaps(people)
+
+
+def _restrict_to_body(mask: np.ndarray, landmarks: np.ndarray, margin: float, min_presence: float = 0.5) -> np.ndarray:
+    """Keep the part of a person mask near that person's own landmarks.
+
+    MediaPipe segments every person inside the region it looked at, so a neighbour standing close
+    leaks into the mask. The mask is cut to the convex hull of the landmarks (head, hands and feet
+    included) grown by ``margin`` pixels (hair, loose clothes). Occluded landmarks count too (their
+    positions are still estimated on the body); only those MediaPipe places outside the frame
+    (presence below ``min_presence``) are left out.
+    """
+    pts = landmarks[landmarks[:, 3] >= min_presence, :2]
+    if len(pts) < 3:
+        return mask
+    h, w = mask.shape
+    hull = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
+    near = cv2.distanceTransform(1 - hull, cv2.DIST_L2, 3) <= margin
+    return mask & near
 
 
 def _suppress_overlaps(people: list[Person], iou_threshold: float = 0.5) -> list[Person]:
