@@ -20,7 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from salrank.utils.masks import RLE, Polygons, decode_rles, encode_rles, masks_to_boxes, segmentation_to_mask
+from salrank.utils.masks import (
+    RLE,
+    Polygons,
+    decode_rle,
+    decode_rles,
+    encode_rles,
+    masks_to_boxes,
+    rle_to_str_counts,
+    rles_to_boxes,
+    segmentation_to_mask,
+)
 
 NUM_KEYPOINTS = 17
 COCO_KEYPOINT_NAMES = (
@@ -53,40 +63,123 @@ class Instance:
     """``(17, 3)``: x, y in pixels and visibility probability, for pose models."""
 
 
-@dataclass
 class RankedInstances:
     """Salient objects of one image in rank order (index 0 = rank 1 = most salient).
 
     Arrays are numpy, on the CPU, at the original image size. ``len(result)`` is the number of
     ranked objects; iterating yields :class:`Instance` objects.
+
+    Masks are stored either densely (``masks``, ``bool`` ``(N, H, W)``) or as COCO RLEs (``rles``): a result
+    read from a file keeps its RLEs and decodes :attr:`masks` only when they are first used (then caches
+    them), so a whole test set of predictions fits in memory and evaluation can work on the RLEs directly.
+
+    Args:
+        image_name: the image's name (file stem); predictions are matched to GT on it.
+        height, width: the image size.
+        masks: ``(N, H, W)`` binary masks in rank order (or ``None`` when ``rles`` are given).
+        scores: ``(N,)`` objectness / detection confidence.
+        saliency: ``(N,)`` rank score, higher = more salient.
+        boxes: ``(N, 4)`` ``[x1, y1, x2, y2]`` in pixels.
+        keypoints: ``(N, 17, 3)`` x, y in pixels and visibility probability; ``None`` for models without pose.
+        model: name of the model that produced the result.
+        extras: model-specific additions (e.g. ``query_index``, ``partitions``); not part of any file format.
+        rles: the masks as COCO RLEs (``str`` or ``bytes`` counts) instead of ``masks``.
     """
 
-    image_name: str
-    height: int
-    width: int
-    masks: np.ndarray
-    """``bool`` ``(N, H, W)``."""
-    scores: np.ndarray
-    """``float32`` ``(N,)`` objectness / detection confidence."""
-    saliency: np.ndarray
-    """``float32`` ``(N,)`` rank score, higher = more salient."""
-    boxes: np.ndarray
-    """``float32`` ``(N, 4)`` ``[x1, y1, x2, y2]`` in pixels."""
-    keypoints: np.ndarray | None = None
-    """``float32`` ``(N, 17, 3)`` x, y in pixels and visibility probability; ``None`` for models without pose."""
-    model: str | None = None
-    """Name of the model that produced the result."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Model-specific additions (e.g. ``query_index``, ``partitions``); not part of any file format."""
+    def __init__(
+        self,
+        image_name: str,
+        height: int,
+        width: int,
+        masks: np.ndarray | None = None,
+        scores: Sequence[float] | np.ndarray | None = None,
+        saliency: Sequence[float] | np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        keypoints: np.ndarray | None = None,
+        model: str | None = None,
+        extras: dict[str, Any] | None = None,
+        *,
+        rles: Sequence[RLE] | None = None,
+    ) -> None:
+        if (masks is None) == (rles is None):
+            raise ValueError("RankedInstances needs exactly one of masks or rles")
+        self.image_name = image_name
+        self.height = int(height)
+        self.width = int(width)
+        self._masks: np.ndarray | None = None
+        self._rles: list[RLE] | None = None
+        if masks is not None:
+            n = len(masks)
+            self._masks = np.asarray(masks).astype(bool, copy=False).reshape(n, self.height, self.width)
+        else:
+            self._rles = [dict(r) for r in rles]  # type: ignore[union-attr]
+            n = len(self._rles)
+            for i, r in enumerate(self._rles):
+                if (int(r["size"][0]), int(r["size"][1])) != (self.height, self.width):
+                    raise ValueError(f"RLE {i} has size {r['size']}, the image is {self.height}x{self.width}")
+        self.scores = np.ones(n, np.float32) if scores is None else np.asarray(scores, dtype=np.float32).reshape(n)
+        self.saliency = (
+            default_rank_scores(n).astype(np.float32) if saliency is None else np.asarray(saliency, dtype=np.float32).reshape(n)
+        )
+        if boxes is None:
+            boxes = masks_to_boxes(self._masks) if self._masks is not None else rles_to_boxes(self._rles or [])
+        self.boxes = np.asarray(boxes, dtype=np.float32).reshape(n, 4)
+        self.keypoints = None if keypoints is None else np.asarray(keypoints, dtype=np.float32).reshape(n, NUM_KEYPOINTS, 3)
+        self.model = model
+        self.extras: dict[str, Any] = {} if extras is None else extras
 
-    def __post_init__(self) -> None:
-        n = len(self.masks)
-        self.masks = np.asarray(self.masks).astype(bool, copy=False).reshape(n, self.height, self.width)
-        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n)
-        self.saliency = np.asarray(self.saliency, dtype=np.float32).reshape(n)
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
-        if self.keypoints is not None:
-            self.keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(n, NUM_KEYPOINTS, 3)
+    # ------------------------------------------------------------------ mask storage
+    @property
+    def masks(self) -> np.ndarray:
+        """``bool`` ``(N, H, W)`` masks in rank order (decoded from the RLEs on first use, then cached)."""
+        if self._masks is None:
+            self._masks = decode_rles(self._rles or [], self.height, self.width).view(bool)
+        return self._masks
+
+    @masks.setter
+    def masks(self, value: np.ndarray) -> None:
+        value = np.asarray(value).astype(bool, copy=False)
+        if value.shape != (len(self), self.height, self.width):
+            raise ValueError(f"masks must be {(len(self), self.height, self.width)}, got {value.shape}")
+        self._masks, self._rles = value, None
+
+    @property
+    def rles(self) -> list[RLE]:
+        """The masks as COCO compressed RLEs (the stored ones, or encoded from the dense masks and cached)."""
+        if self._rles is None:
+            self._rles = encode_rles(self._masks) if self._masks is not None else []
+        return self._rles
+
+    @property
+    def has_dense_masks(self) -> bool:
+        """Whether the dense masks are in memory (``False`` for a result read from a file and not yet decoded)."""
+        return self._masks is not None
+
+    def mask(self, i: int) -> np.ndarray:
+        """The ``bool`` ``(H, W)`` mask of the instance at index ``i`` (decodes only that one)."""
+        if self._masks is not None:
+            return self._masks[i]
+        return decode_rle(self.rles[i]).view(bool)
+
+    def __repr__(self) -> str:
+        return (
+            f"RankedInstances(image_name={self.image_name!r}, size={self.height}x{self.width}, n={len(self)}, "
+            f"model={self.model!r}, keypoints={self.keypoints is not None})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RankedInstances):
+            return NotImplemented
+        return (
+            (self.image_name, self.height, self.width, self.model) == (other.image_name, other.height, other.width, other.model)
+            and len(self) == len(other)
+            and np.array_equal(self.scores, other.scores)
+            and np.array_equal(self.saliency, other.saliency)
+            and np.array_equal(self.boxes, other.boxes)
+            and (self.keypoints is None) == (other.keypoints is None)
+            and (self.keypoints is None or np.array_equal(self.keypoints, other.keypoints))
+            and np.array_equal(self.masks, other.masks)
+        )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -116,19 +209,8 @@ class RankedInstances:
                 stack = np.zeros((0, height, width), dtype=bool)
             else:
                 raise ValueError(f"masks must be (N, H, W); got shape {stack.shape}")
-        n, h, w = stack.shape
-        stack = stack.astype(bool, copy=False)
-        return cls(
-            image_name=image_name,
-            height=h,
-            width=w,
-            masks=stack,
-            scores=np.ones(n, np.float32) if scores is None else np.asarray(scores, np.float32),
-            saliency=default_rank_scores(n).astype(np.float32) if saliency is None else np.asarray(saliency, np.float32),
-            boxes=masks_to_boxes(stack) if boxes is None else np.asarray(boxes, np.float32),
-            keypoints=keypoints,
-            model=model,
-        )
+        _, h, w = stack.shape
+        return cls(image_name, h, w, stack, scores, saliency, boxes, keypoints, model)
 
     @classmethod
     def empty(cls, image_name: str, height: int, width: int, model: str | None = None) -> RankedInstances:
@@ -145,18 +227,22 @@ class RankedInstances:
         width: int | None = None,
         **kwargs: Any,
     ) -> RankedInstances:
-        """Build a result from RLE masks in rank order (other fields as in :meth:`from_masks`)."""
+        """Build a result from RLE masks in rank order, kept as RLEs (decoded lazily).
+
+        Other fields as in :meth:`from_masks` (missing boxes come from the RLEs' tight boxes).
+        """
         if rles:
             h, w = (int(s) for s in rles[0]["size"])
             if (height is not None and height != h) or (width is not None and width != w):
                 raise ValueError(f"RLE size {h}x{w} differs from the image size {height}x{width}")
             height, width = h, w
-        masks = decode_rles(list(rles), height, width)
-        return cls.from_masks(masks, image_name=image_name, height=height, width=width, **kwargs)
+        if height is None or width is None:
+            raise ValueError("an empty RLE list needs height and width")
+        return cls(image_name=image_name, height=height, width=width, rles=list(rles), **kwargs)
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
-        return int(self.masks.shape[0])
+        return int(self._masks.shape[0]) if self._masks is not None else len(self._rles or [])
 
     def __iter__(self) -> Iterator[Instance]:
         for i in range(len(self)):
@@ -168,7 +254,7 @@ class RankedInstances:
         i = i % len(self)
         return Instance(
             rank=i + 1,
-            mask=self.masks[i],
+            mask=self.mask(i),
             score=float(self.scores[i]),
             saliency=float(self.saliency[i]),
             box=self.boxes[i],
@@ -182,12 +268,13 @@ class RankedInstances:
 
     def select(self, indices: Sequence[int] | np.ndarray) -> RankedInstances:
         """A new result holding the instances at ``indices``, in that order."""
-        idx = np.asarray(indices, dtype=np.int64)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        stored = {"masks": self._masks[idx]} if self._masks is not None else {"rles": [self.rles[int(i)] for i in idx]}
         return RankedInstances(
             image_name=self.image_name,
             height=self.height,
             width=self.width,
-            masks=self.masks[idx],
+            **stored,
             scores=self.scores[idx],
             saliency=self.saliency[idx],
             boxes=self.boxes[idx],
@@ -201,8 +288,8 @@ class RankedInstances:
         return self.select(np.arange(min(k, len(self))))
 
     def to_rles(self) -> list[RLE]:
-        """The masks as COCO compressed RLEs (``str`` counts), in rank order."""
-        return encode_rles(self.masks)
+        """The masks as COCO compressed RLEs with ``str`` counts (JSON-ready), in rank order."""
+        return [rle_to_str_counts(r) for r in self.rles]
 
     # ------------------------------------------------------------------ the salrank JSON
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any, Union
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from salrank.utils.masks import decode_rle, rle_counts
+from salrank.utils.masks import decode_rle, decode_rles, rle_counts
 
 MaskInput = Union[np.ndarray, Sequence[np.ndarray], Sequence[Mapping[str, Any]]]
 """Masks of one image: an ``(N, H, W)`` array, a list of ``(H, W)`` arrays, or a list of COCO RLE dicts."""
@@ -150,12 +150,9 @@ class MaskSet:
             if self._dense is not None or self.kind != "rle":
                 dense = self.dense()
                 self._words = _pack_words(dense.reshape(len(dense), -1))
-            else:  # decode and pack one mask at a time (no full-size stack)
-                nwords = -(-self.num_pixels // 64)
-                words = np.zeros((len(self._rles), nwords), np.uint64)
-                for i, rle in enumerate(self._rles):
-                    words[i] = _pack_words(decode_rle_fast(rle).reshape(1, -1))[0]
-                self._words = words
+            else:  # one batched decode of the image's masks, then packing
+                dense = decode_rles(self._rles, self.height, self.width).view(bool)
+                self._words = _pack_words(dense.reshape(len(dense), -1))
         return self._words
 
     def dense(self) -> np.ndarray:
@@ -163,7 +160,7 @@ class MaskSet:
         if self._dense is None:
             if self.kind == "rle":
                 if self._rles:
-                    self._dense = np.stack([decode_rle_fast(r) for r in self._rles])
+                    self._dense = decode_rles(self._rles, self.height, self.width).view(bool)
                 else:
                     self._dense = np.zeros((0, self.height, self.width), bool)
             else:

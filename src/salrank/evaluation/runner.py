@@ -136,6 +136,13 @@ def _load_predictions(pred: Any, dataset: SORDataset) -> _Predictions:
     raise InputError(f"cannot evaluate predictions of type {type(pred).__name__}")
 
 
+def _prediction_masks(result: RankedInstances) -> MaskSet:
+    """The masks of a prediction for overlap counting: its RLEs when it was read from a file (no decoding)."""
+    if result.has_dense_masks or len(result) == 0:
+        return MaskSet.from_dense(result.masks)
+    return MaskSet.from_rles(result.rles, result.height, result.width)
+
+
 def _check_size(result: RankedInstances, image: GTImage, where: str) -> None:
     if (result.height, result.width) != (image.height, image.width):
         raise InputError(
@@ -230,7 +237,7 @@ def _run_seqrank(dataset: SORDataset, preds: _Predictions, report: EvaluationRep
             result = RankedInstances.empty(image.image_id, image.height, image.width)
         _check_size(result, image, preds.name)
         gt = _seqrank_gt_masks(image, report.gt or "ground truth")
-        pred = MaskSet.from_dense(result.masks)
+        pred = _prediction_masks(result)
         kwargs: dict[str, Any] = {}
         if with_joints:
             kwargs["gt_keypoints"] = _gt_keypoints(image)
@@ -267,7 +274,7 @@ def _run_irsr(dataset: SORDataset, preds: _Predictions, report: EvaluationReport
             scores = np.asarray(result.extras.get("rank_scores", result.saliency), dtype=np.float64)
             explicit += 1
         if len(ranks) > 1:
-            r = irsr_image_sa_sor(_coco_gt_rles(instances, image), ranks, MaskSet.from_dense(result.masks), scores)
+            r = irsr_image_sa_sor(_coco_gt_rles(instances, image), ranks, _prediction_masks(result), scores)
         else:  # excluded before any mask is looked at
             r = irsr_image_sa_sor([], ranks, [], height=image.height, width=image.width)
         results.append(r)

@@ -33,7 +33,7 @@ import numpy as np
 from salrank.errors import InputError
 from salrank.structures import NUM_KEYPOINTS, RankedInstances, SORDataset
 from salrank.utils.io import read_json, write_json
-from salrank.utils.masks import decode_rle, polygons_to_mask, rle_to_str_counts
+from salrank.utils.masks import encode_rle, polygons_to_mask, rle_to_str_counts, validate_rle
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +169,15 @@ def _entries_to_instances(entries: list[dict[str, Any]], name: str, path: Path, 
                 raise InputError(f"mask size {mh}x{mw} differs from {what} {hw[0]}x{hw[1]}", path, name, where)
             hw = (mh, mw)
             try:
-                masks.append(decode_rle(rle_to_str_counts(seg) if isinstance(seg.get("counts"), list) else seg).astype(bool))
+                rle = rle_to_str_counts(seg) if isinstance(seg.get("counts"), list) else seg
+                validate_rle(rle)
             except Exception as exc:  # pycocotools raises plain Exceptions on corrupt counts
                 raise InputError(f"segmentation is not a valid RLE ({exc})", path, name, where) from None
+            masks.append(rle)
         elif isinstance(seg, list):
             if size is None:
                 raise InputError("polygon segmentations need the image size; pass the ground truth (--gt)", path, name, where)
-            masks.append(polygons_to_mask(seg, size[0], size[1]).astype(bool))
+            masks.append(encode_rle(polygons_to_mask(seg, size[0], size[1])))
         else:
             raise InputError("entry has no segmentation (an RLE or polygons)", path, name, where)
     h, w = hw if hw is not None else (0, 0)
@@ -200,11 +202,11 @@ def _entries_to_instances(entries: list[dict[str, Any]], name: str, path: Path, 
                 raise InputError(f"keypoints must be {NUM_KEYPOINTS * 3} numbers", path, name, f"rank {e.get('rank', '?')}")
             kps.append(arr.reshape(NUM_KEYPOINTS, 3))
         keypoints = np.stack(kps)
-    result = RankedInstances.from_masks(
-        np.stack(masks) if masks else np.zeros((0, h, w), bool),
-        image_name=name,
-        height=h,
-        width=w,
+    result = RankedInstances(
+        name,
+        h,
+        w,
+        rles=masks,
         scores=scores,
         saliency=saliency,
         boxes=boxes,

@@ -34,7 +34,7 @@ import numpy as np
 
 from salrank.errors import InputError
 from salrank.structures import NUM_KEYPOINTS, RankedInstances
-from salrank.utils.masks import decode_rles, rle_to_bytes_counts
+from salrank.utils.masks import rle_to_bytes_counts, validate_rles
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,34 @@ def _allow_numpy() -> Iterator[None]:
         yield
 
 
+def _plain_data_globals() -> dict[tuple[str, str], Any]:
+    """What a result file may reference: plain numpy arrays/scalars (PoseSOR's joints) and OrderedDict."""
+    import collections
+
+    allowed: dict[tuple[str, str], Any] = {("collections", "OrderedDict"): collections.OrderedDict}
+    for item in _numpy_safe_globals():
+        if isinstance(item, tuple):
+            obj, dotted = item
+            module, _, name = dotted.rpartition(".")
+            allowed[(module, name)] = obj
+        else:
+            allowed[(item.__module__, item.__name__)] = item
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
 def load_result_file(path: str | Path) -> dict[str, Any]:
-    """The raw content of a result ``.pth`` (``{image_name: entry}``), loaded safely."""
-    from salrank.utils.io import safe_torch_load
+    """The raw content of a result ``.pth`` (``{image_name: entry}``), loaded safely.
+
+    Plain-data files go through a restricted C unpickler (:func:`salrank.utils.io.load_torch_plain_data`);
+    files that store tensors through ``torch.load(weights_only=True)``.
+    """
+    from salrank.utils.io import load_torch_plain_data
 
     p = Path(path)
     with _allow_numpy():
-        data = safe_torch_load(p)
+        data = load_torch_plain_data(p, _plain_data_globals())
     if isinstance(data, list | tuple) and all(isinstance(e, dict) and "image_name" in e for e in data):
         data = {str(e["image_name"]): e for e in data}
     if not isinstance(data, dict):
@@ -134,15 +155,18 @@ def entry_to_instances(entry: Mapping[str, Any], image_name: str, path: Path, si
         raise InputError(f"mask size {mask_size[0]}x{mask_size[1]} differs from the image size {size[0]}x{size[1]}", path, image_name)
     if hw is None:
         hw = (0, 0)
+    # RLEs are kept as they are (decoded lazily by RankedInstances), after a cheap validity check.
+    stored: dict[str, Any]
     if rles:
         try:
-            masks = decode_rles([rle_to_bytes_counts(r) for r in rles]).astype(bool)
-        except Exception as exc:  # pycocotools raises plain Exceptions for corrupt counts
+            validate_rles(rles)
+        except ValueError as exc:
             raise InputError(f"a mask is not a valid RLE ({exc})", path, image_name) from None
+        stored = {"rles": rles}
     elif dense:
-        masks = np.stack(dense)
+        stored = {"masks": np.stack(dense)}
     else:
-        masks = np.zeros((0, *hw), bool)
+        stored = {"masks": np.zeros((0, *hw), bool)}
 
     def per_instance(key: str) -> np.ndarray | None:
         values = _to_list(entry.get(key))
@@ -174,11 +198,11 @@ def entry_to_instances(entry: Mapping[str, Any], image_name: str, path: Path, si
     if isinstance(num, int | np.integer) and int(num) != n:
         logger.warning("%s: image %s: 'num' is %d but there are %d masks", path, image_name, int(num), n)
     model = entry.get("model")
-    return RankedInstances.from_masks(
-        masks,
-        image_name=image_name,
-        height=hw[0],
-        width=hw[1],
+    return RankedInstances(
+        image_name,
+        hw[0],
+        hw[1],
+        **stored,
         scores=scores,
         saliency=saliency,
         boxes=boxes,

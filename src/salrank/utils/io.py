@@ -95,6 +95,61 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         raise InputError(f"cannot read this file as a PyTorch file (truncated or not a torch.save file): {exc}", p) from None
 
 
+class _HasTensors(Exception):
+    """Raised by the plain-data unpickler when the file stores tensors (then torch.load takes over)."""
+
+
+def load_torch_plain_data(path: str | os.PathLike[str], allowed: dict[tuple[str, str], Any]) -> Any:
+    """Load a ``torch.save`` file that holds only plain data, with a restricted (C-speed) unpickler.
+
+    ``torch.load(weights_only=True)`` runs a pure-Python unpickler, which takes seconds on a result file
+    of a whole test set. A file of plain containers (the SeqRank/PoseSOR result files) does not need it:
+    the standard library's ``pickle.Unpickler`` with ``find_class`` restricted to ``allowed``
+    (``{(module, name): object}``) is the documented way to unpickle untrusted data safely, and it runs
+    in C. A file that stores tensors, or is not a zip-format ``torch.save`` file, falls back to
+    :func:`safe_torch_load`; a global outside ``allowed`` is refused like ``weights_only`` refuses it.
+    """
+    import pickle
+    import zipfile
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("file not found", p)
+
+    def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+        # pickle protocol 2 stores bytes as _codecs.encode(text, "latin1"); nothing else is accepted
+        if encoding not in ("latin1", "latin-1"):
+            raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+        return text.encode("latin1")
+
+    class _Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) == ("_codecs", "encode"):
+                return _latin1_bytes
+            if (module, name) in allowed:
+                return allowed[(module, name)]
+            if module.startswith("torch"):
+                raise _HasTensors
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+
+        def persistent_load(self, pid: Any) -> Any:
+            raise _HasTensors
+
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(names) != 1:
+                return safe_torch_load(p)
+            with zf.open(names[0]) as fh:
+                return _Restricted(io.BytesIO(fh.read())).load()
+    except (zipfile.BadZipFile, _HasTensors):
+        return safe_torch_load(p)
+    except pickle.UnpicklingError as exc:
+        raise InputError(f"refusing to load: {exc} (only plain data is accepted)", p) from None
+    except (EOFError, ValueError, OSError) as exc:
+        raise InputError(f"cannot read this file as a PyTorch file (truncated or not a torch.save file): {exc}", p) from None
+
+
 def read_image(source: Any) -> np.ndarray:
     """Read an image as an ``(H, W, 3)`` RGB ``uint8`` array.
 

@@ -88,12 +88,100 @@ def rle_counts(rle: RLE) -> np.ndarray:
     return x
 
 
-def _decode_into(rle: RLE, out: np.ndarray) -> None:
-    """Decode ``rle`` into the C-ordered ``uint8`` ``(H, W)`` array ``out`` (same result as pycocotools)."""
-    h, w = out.shape
-    counts = rle_counts(rle)
-    if len(counts) and counts.min() < 0 or int(counts.sum()) != h * w:
+def validate_rle(rle: RLE) -> None:
+    """Raise ``ValueError`` unless ``rle`` is a well-formed RLE of its declared size (without decoding it)."""
+    try:
+        h, w = (int(v) for v in rle["size"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("an RLE needs 'size': [height, width] and 'counts'") from None
+    _check_counts(rle_counts(rle), h, w)
+
+
+def validate_rles(rles: Sequence[RLE]) -> None:
+    """:func:`validate_rle` for several RLEs in one vectorised pass; the error names the first bad index."""
+    sizes = []
+    for i, rle in enumerate(rles):
+        try:
+            sizes.append(tuple(int(v) for v in rle["size"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"RLE {i} needs 'size': [height, width] and 'counts'") from None
+    try:
+        parsed = rle_counts_many(rles)
+    except ValueError:
+        for i, rle in enumerate(rles):  # find which one
+            try:
+                rle_counts(rle)
+            except ValueError as exc:
+                raise ValueError(f"RLE {i}: {exc}") from None
+        raise
+    for i, (counts, (h, w)) in enumerate(zip(parsed, sizes)):
+        try:
+            _check_counts(counts, h, w)
+        except ValueError as exc:
+            raise ValueError(f"RLE {i}: {exc}") from None
+
+
+def rle_counts_many(rles: Sequence[RLE]) -> list[np.ndarray]:
+    """Run lengths of several RLEs at once: :func:`rle_counts` with one vectorised pass over all strings.
+
+    Per-call numpy overhead dominates the parsing of short count strings, so a whole image's masks are
+    parsed together; the "difference to the count two places before" decoding becomes a segmented
+    cumulative sum.
+    """
+    out: list[np.ndarray | None] = [None] * len(rles)
+    raws: list[bytes] = []
+    slots: list[int] = []
+    for i, rle in enumerate(rles):
+        counts = rle["counts"]
+        if isinstance(counts, list):
+            out[i] = np.asarray(counts, dtype=np.int64)
+            continue
+        raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+        if not raw:
+            out[i] = np.zeros(0, dtype=np.int64)
+            continue
+        raws.append(raw)
+        slots.append(i)
+    if raws:
+        lengths = np.fromiter((len(r) for r in raws), dtype=np.int64, count=len(raws))
+        c = np.frombuffer(b"".join(raws), dtype=np.uint8).astype(np.int64) - 48
+        if c.min() < 0 or c.max() > 63:
+            raise ValueError("RLE counts string has characters outside the compressed-RLE alphabet")
+        more = (c & 0x20) != 0
+        ends = np.cumsum(lengths) - 1
+        if more[ends].any():
+            raise ValueError("RLE counts string ends inside a number")
+        last = np.flatnonzero(~more)  # last group of each number (numbers never straddle two strings)
+        first = np.r_[0, last[:-1] + 1]
+        group = np.repeat(np.arange(len(last)), last - first + 1)
+        shift = 5 * (np.arange(len(c)) - first[group])
+        x = np.add.reduceat((c & 0x1F) << shift, first)
+        negative = (c[last] & 0x10) != 0
+        x[negative] -= np.left_shift(1, 5 * (last[negative] - first[negative] + 1))
+        # numbers per string, and each number's index within its string
+        bounds = np.searchsorted(last, ends, side="right")
+        starts = np.r_[0, bounds[:-1]]
+        local = np.arange(len(x)) - np.repeat(starts, bounds - starts)
+        # counts[j] += counts[j - 2] for j > 2 (within each string): segmented cumulative sums of the
+        # odd positions (from j = 1) and of the even positions from j = 2
+        for parity, begin in ((1, 1), (0, 2)):
+            member = (local % 2 == parity) & (local >= begin)
+            cs = np.cumsum(np.where(member, x, 0))
+            before = np.where(starts > 0, cs[np.maximum(starts - 1, 0)], 0)
+            x = np.where(member, cs - np.repeat(before, bounds - starts), x)
+        for k, (a, b) in enumerate(zip(starts, bounds)):
+            out[slots[k]] = x[a:b]
+    return out  # type: ignore[return-value]
+
+
+def _check_counts(counts: np.ndarray, h: int, w: int) -> None:
+    if (len(counts) and counts.min() < 0) or int(counts.sum()) != h * w:
         raise ValueError(f"RLE counts do not describe a {h}x{w} mask")
+
+
+def _runs_to_mask(counts: np.ndarray, out: np.ndarray) -> None:
+    """Fill the C-ordered ``uint8`` ``(H, W)`` array ``out`` from column-major run lengths (first run = zeros)."""
+    h, w = out.shape
     if h == 0 or w == 0:
         return
     runs = np.zeros(len(counts), np.uint8)
@@ -105,11 +193,14 @@ def _decode_into(rle: RLE, out: np.ndarray) -> None:
 def decode_rle(rle: RLE) -> np.ndarray:
     """Decode one RLE (``str`` or ``bytes`` counts, compressed or not) to a ``uint8`` ``(H, W)`` mask.
 
-    Same values as ``pycocotools.mask.decode`` (C order), ~4x faster; a corrupt RLE raises ``ValueError``.
+    Same values as ``pycocotools.mask.decode`` (C order), ~4x faster; a corrupt RLE raises ``ValueError``
+    (pycocotools writes past its buffer on corrupt counts).
     """
     h, w = (int(v) for v in rle["size"])
     out = np.empty((h, w), np.uint8)
-    _decode_into(rle, out)
+    counts = rle_counts(rle)
+    _check_counts(counts, h, w)
+    _runs_to_mask(counts, out)
     return out
 
 
@@ -124,7 +215,9 @@ def decode_rles(rles: Sequence[RLE], height: int | None = None, width: int | Non
     for i, rle in enumerate(rles):
         if (int(rle["size"][0]), int(rle["size"][1])) != (h, w):
             raise ValueError(f"RLE {i} has size {rle['size']}, the first one {h}x{w}")
-        _decode_into(rle, out[i])
+    for i, counts in enumerate(rle_counts_many(rles)):
+        _check_counts(counts, h, w)
+        _runs_to_mask(counts, out[i])
     return out
 
 
@@ -186,6 +279,16 @@ def mask_to_box(mask: np.ndarray) -> np.ndarray:
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     """Tight boxes ``(N, 4)`` of ``(N, H, W)`` binary masks (see :func:`mask_to_box`)."""
     return np.stack([mask_to_box(m) for m in masks]) if len(masks) else np.zeros((0, 4), dtype=np.float32)
+
+
+def rles_to_boxes(rles: Sequence[RLE]) -> np.ndarray:
+    """Tight ``[x1, y1, x2, y2]`` boxes ``(N, 4)`` of RLE masks without decoding them (as :func:`mask_to_box`)."""
+    if len(rles) == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    xywh = np.asarray(mask_utils.toBbox([_rle_for_coco(r) for r in rles]), dtype=np.float64).reshape(-1, 4)
+    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    boxes[xywh[:, 2] <= 0] = 0.0  # empty masks: zeros, as mask_to_box
+    return boxes.astype(np.float32)
 
 
 def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> Polygons:
