@@ -326,3 +326,22 @@ def test_registry_and_dict_config() -> None:
     assert model.cfg == cfg and model.roi_heads.rank_head.encoder is None
     with pytest.raises(InputError):
         PPAConfig(rank_head=RankHeadConfig(name="Nope")).validate()
+
+
+def test_ppa_rank_map_keeps_skipped_rank_classes() -> None:
+    from salrank.io.rank_maps import render_rank_map
+    from salrank.modeling.ppa.rank_map import render_ppa_rank_map
+    from salrank.structures import RankedInstances
+
+    masks = np.zeros((3, 8, 8), bool)
+    masks[0, :6, :6] = True  # largest, painted first
+    masks[1, 4:, 4:] = True
+    masks[2, 0, 7] = True
+    result = RankedInstances.from_masks(masks, image_name="x")
+    result.extras.update(rank_class=np.array([4, 3, 2]), detection_index=np.array([2, 0, 1]))
+    # no class skipped: identical to the generic ASSR renderer
+    assert np.array_equal(render_ppa_rank_map(result), render_rank_map(result, "assr"))
+    result.extras["rank_class"] = np.array([4, 3, 1])  # class 2 skipped by the read-out
+    out = render_ppa_rank_map(result)
+    assert out[0, 0] == 255 and out[7, 7] == 229 and out[0, 7] == 178 and out[5, 5] == 229  # smaller on top
+    assert render_rank_map(result, "assr")[0, 7] == 204

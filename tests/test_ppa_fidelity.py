@@ -41,8 +41,10 @@ def model(ppa_dir: Path, expected: dict) -> PPA:
     return m
 
 
-@pytest.fixture(scope="module")
-def run(model: PPA, expected: dict) -> tuple[PPAPrediction, dict]:
+@pytest.fixture(scope="module", params=["channels_last", "nchw"])
+def run(request: pytest.FixtureRequest, model: PPA, expected: dict) -> tuple[PPAPrediction, dict]:
+    """Both convolution layouts reproduce the official outputs (NCHW runs the official kernels)."""
+    model.set_channels_last(request.param == "channels_last")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the fixture was produced with 2 threads
     try:
@@ -50,6 +52,7 @@ def run(model: PPA, expected: dict) -> tuple[PPAPrediction, dict]:
         prediction = model.run_image(expected["input"]["image_bgr"], record=record)
     finally:
         torch.set_num_threads(threads)
+        model.set_channels_last(True)
     return prediction, record
 
 

@@ -32,6 +32,9 @@ from salrank.modeling.ppa.config import (
 from salrank.modeling.ppa.key_map import PPA_KEY_MAP, describe_checkpoint, load_official_ppa_checkpoint
 from salrank.modeling.ppa.ppa import PPA, PPAPrediction, build_ppa, rank_saliency, to_ranked_instances
 
+PPA_CONFIG_PRESETS = {"ppa-v39": ppa_v39_config}
+"""Named configs (zoo entries refer to them by name): ``"ppa-v39"`` is the released model."""
+
 PPA_RELEASED_CHECKPOINT: dict[str, Any] = {
     "name": "ppa-centermask-v39",
     "description": "PPA (ICCV 2021) released model: CenterMask VoVNet-39-eSE + Position-Preserved Attention, trained on ASSR",
@@ -42,6 +45,13 @@ PPA_RELEASED_CHECKPOINT: dict[str, Any] = {
     "format": "official detectron2 checkpoint ({'model': state_dict}), loaded with load_official_ppa_checkpoint",
 }
 """Where the authors' checkpoint lives (for the model zoo); the config is :func:`ppa_v39_config`."""
+
+
+def render_ppa_rank_map(result: Any) -> Any:
+    """PPA's grey rank map (``uint8`` ``(H, W)``); see :mod:`salrank.modeling.ppa.rank_map`."""
+    from salrank.modeling.ppa.rank_map import render_ppa_rank_map as render
+
+    return render(result)
 
 
 def load_ppa_from_official(
@@ -60,6 +70,7 @@ __all__ = [
     "LoadReport",
     "PPA",
     "PPAConfig",
+    "PPA_CONFIG_PRESETS",
     "PPAPrediction",
     "PPA_KEY_MAP",
     "PPA_RELEASED_CHECKPOINT",
@@ -72,5 +83,6 @@ __all__ = [
     "ppa_config_from_official_yaml",
     "ppa_v39_config",
     "rank_saliency",
+    "render_ppa_rank_map",
     "to_ranked_instances",
 ]

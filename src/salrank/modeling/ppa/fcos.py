@@ -41,7 +41,7 @@ def _tower(num_convs: int, channels: int, norm: str) -> nn.Sequential:
         layers.append(nn.Conv2d(channels, channels, 3, padding=1))
         if norm == "GN":
             layers.append(nn.GroupNorm(32, channels))
-        layers.append(nn.ReLU())
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 

@@ -65,9 +65,9 @@ class SpatialAttentionMaskHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = F.relu(norm(conv(x)))
+            x = F.relu(norm(conv(x)), inplace=True)
         x = self.spatial_attention(x)
-        x = F.relu(self.deconv(x))
+        x = F.relu(self.deconv(x), inplace=True)
         return self.predictor(x)
 
 

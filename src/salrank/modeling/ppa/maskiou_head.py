@@ -46,8 +46,8 @@ class MaskIoUHead(nn.Module):
     def forward(self, features: Tensor, mask_probs: Tensor) -> Tensor:
         x = torch.cat((features, F.max_pool2d(mask_probs, kernel_size=2, stride=2)), dim=1)
         for conv in self.convs:
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)
         x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
+        x = F.relu(self.fc1(x), inplace=True)
+        x = F.relu(self.fc2(x), inplace=True)
         return self.predictor(x)

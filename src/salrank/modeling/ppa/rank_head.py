@@ -165,10 +165,10 @@ class RankHead(nn.Module):
                 parts.append(F.relu(self.pos_conv(pos)))
         x = torch.cat(parts, dim=1)
         for conv in self.convs:
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)
         x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        obj = F.relu(self.fc2(x))
+        x = F.relu(self.fc1(x), inplace=True)
+        obj = F.relu(self.fc2(x), inplace=True)
         if v.box_position != "none":
             if boxes is None or image_wh is None:
                 raise ValueError("this SOR head needs the boxes and the image size")
