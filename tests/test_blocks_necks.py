@@ -53,6 +53,22 @@ def test_neck_matches_official_intermediates(shared_fixtures, name):
         assert pe(torch.zeros(2, 1, h, w)).shape == (2, ref.shape[0], h, w)
 
 
+@pytest.mark.fixtures
+@pytest.mark.parametrize("name", sorted(NECK_OF))
+def test_backbone_and_neck_chain_matches_official(shared_fixtures, name):
+    """Swin (official numerics) -> neck: FrcPN's local-mean comparisons must see the official features."""
+    from test_blocks_swin import PIXEL_MEAN, PIXEL_STD, load_fixture_backbone
+
+    folder = shared_fixtures / "models" / name
+    backbone, expected = load_fixture_backbone(folder)
+    _, neck, _, _ = load_fixture_neck(folder)
+    images = (expected["input"]["image_resized"].float()[None] - PIXEL_MEAN) / PIXEL_STD
+    with torch.no_grad():
+        out = neck(backbone(images))
+    for key, ref in expected["neck"].items():
+        torch.testing.assert_close(out[key], ref, atol=1e-4, rtol=1e-4, msg=f"{name} {key}")
+
+
 def reference_frc_average(low, high):
     """The official unfold formulation, literally."""
     b, c, h, w = low.shape
