@@ -351,6 +351,23 @@ class RankedInstances:
 
         return render_rank_map(self, style, max_ranks)
 
+    # ------------------------------------------------------------------ pictures and files (salrank.viz, salrank.outputs)
+    def plot(self, kind: str = "overlay", image: Any = None, **kwargs: Any) -> np.ndarray:
+        """A picture of this result as RGB ``uint8``: ``"overlay"``, ``"colormap"``, ``"skeleton"``,
+        ``"rank_map"`` or ``"panel"`` (:func:`salrank.viz.render.render`). The photo defaults to
+        ``extras["image"]``, which :class:`salrank.Ranker` sets."""
+        from salrank.viz.render import render
+
+        return render(self, self.extras.get("image") if image is None else image, kind, **kwargs)
+
+    def save(self, folder: str | Path, image: Any = None, **options: Any) -> dict[str, Any]:
+        """Write this result's outputs into ``folder`` as ``salrank predict`` does (:func:`salrank.outputs.write_outputs`;
+        ``options`` are :class:`salrank.outputs.OutputOptions` fields). Returns ``{kind: path}``."""
+        from salrank.outputs import OutputOptions, write_outputs
+
+        photo = self.extras.get("image") if image is None else image
+        return write_outputs(self, photo, folder, OutputOptions(**options), source=self.extras.get("source"))
+
 
 @dataclass
 class GTInstance:

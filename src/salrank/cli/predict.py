@@ -1,4 +1,4 @@
-"""``salrank predict``: rank the salient objects of photos and write one JSON (and a colour map) per photo."""
+"""``salrank predict``: rank the salient objects of photos and write colour maps, overlays and JSON."""
 
 from __future__ import annotations
 
@@ -6,159 +6,206 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from salrank.apps.predict import PredictSummary
+    from salrank.outputs import OutputOptions
 
 COMMAND = "predict"
-HELP = "rank the salient objects of photos with a model (official or salrank weights, or a zoo name)"
+HELP = "rank the salient objects of photos (built-in default model, a zoo model or a checkpoint)"
 ORDER = 10
 DESCRIPTION = """\
-Rank the salient objects of photos and write, per photo, OUT/<name>.json:
+Rank the salient objects of photos: files, folders (searched recursively) and glob patterns; JPEG,
+PNG, WebP, BMP, TIFF; EXIF orientation honoured, greyscale and RGBA handled.
 
-  {"image", "height", "width", "model",
-   "instances": [{"rank": 1 (most salient), "segmentation": COCO RLE (counts as str),
-                  "score", "saliency", "bbox": [x1, y1, x2, y2] px, "keypoints" (pose models)}, ...]}
+Without --model the built-in, training-free default ranker is used (nothing to download; the learned
+models are far better: 'salrank weights list'). Outputs, in OUT (default ./predictions):
 
-and OUT/<name>.png, the rank colour map (the official SeqRank palette). The model is given by a
-config and/or weights (official config.yaml + .pth, or salrank .safetensors with its config inside),
-or by a model-zoo name (--model; 'default' is the built-in training-free ranker).
+  json/<name>.json         objects in rank order: COCO RLE mask, rank (1 = most salient), score,
+                           saliency (rank score), bbox [x1, y1, x2, y2], keypoints (pose models), model
+  colormaps/<name>.png     the official rank colour map, at the photo's size
+  overlays/<name>.jpg      the photo with rank colours, outlines, rank numbers and the model's name
+  rank_maps/<name>.png     the ASSR grey rank map (255/229/204/178/153 for ranks 1-5)
+  skeletons/<name>.png     colour map + predicted skeletons (models that predict poses)
+  masks/<name>/rank<r>.png per-object masks (--masks)
+  manifest.json            the run: model and where it came from, settings, every image
+
+--layout per-image puts each photo's files in OUT/<name>/ instead. --coco FILE also writes one COCO
+results file for the whole run (what 'salrank eval --pred FILE' reads; so does --pred OUT/json).
 """
 EPILOG = """\
 Examples:
-  salrank predict photo.jpg --model seqrank-assr-correct --out results/
-  salrank predict photos/ --config config.yaml --weights seqrank_assr_swinL_ckp.pth --device auto
-  salrank predict a.jpg b.png --weights my_model.safetensors --batch-size 4 --overwrite
+  salrank predict photo.jpg                                  the built-in default, outputs in ./predictions
+  salrank predict --example                                  the same on the example photo shipped with salrank
+  salrank predict photos/ --model seqrank-assr-correct --device auto --out results/
+  salrank predict 'shots/*.jpg' --model checkpoint.pth --config config.yaml --batch-size 4
+  salrank predict photos/ --coco run.json --masks --overwrite
 
-Images that cannot be read are reported and skipped; existing outputs are kept unless --overwrite.
-Exit status: 0 when every image was written (or kept), 1 when some failed, 2 on a usage error.
+A file that cannot be read is reported and skipped; the run goes on. Existing outputs are never
+replaced: the run refuses to start unless --overwrite (replace them) or --skip-existing (leave those
+images out).
+Exit status: 0 when every image was ranked, 1 when some failed, 2 on a usage error.
 """
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders (searched recursively) or glob patterns")
-    parser.add_argument("--config", metavar="CONFIG", help="official config.yaml or salrank config (.json/.yaml)")
-    parser.add_argument("--weights", metavar="CKPT", help="official .pth, salrank .safetensors, or a zoo name")
-    parser.add_argument("--model", metavar="NAME", help="a model-zoo entry (installed with 'salrank weights fetch'), or 'default'")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per model call (default 1)")
-    parser.add_argument("--autocast", choices=("bf16", "fp16"), help="mixed precision on CUDA (default: float32)")
-    parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: ./predictions)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--no-colormap", action="store_true", help="do not write the colour-map PNGs")
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders (searched recursively) or glob patterns")
+    parser.add_argument("--example", action="store_true", help="also rank the example photo shipped with salrank")
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--model",
+        metavar="NAME",
+        help="'default' (built-in, training-free; the default), a model-zoo name (installed with 'salrank weights fetch'), "
+        "or a checkpoint file (official .pth or salrank .safetensors)",
+    )
+    model.add_argument("--weights", metavar="CKPT", help="a checkpoint file (same as --model CKPT)")
+    model.add_argument("--config", metavar="CONFIG", help="the checkpoint's config: official config.yaml or a salrank config")
+    model.add_argument("--device", default="auto", help="auto (CUDA when available; the default), cpu, cuda, cuda:N")
+    model.add_argument("--size", type=int, metavar="PX", help="resize input to this test size instead of the model's own")
+    model.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per model call (default 1)")
+    model.add_argument("--autocast", choices=("bf16", "fp16"), help="mixed precision on CUDA (default: float32)")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--out", default="predictions", metavar="DIR", help="output folder (default: ./predictions)")
+    out.add_argument(
+        "--layout", choices=("by-kind", "per-image"), default="by-kind", help="one folder per kind (default) or per image"
+    )
+    out.add_argument("--coco", metavar="FILE", help="also write one COCO results file for the whole run")
+    out.add_argument("--masks", action="store_true", help="also write per-object mask PNGs")
+    out.add_argument("--no-json", action="store_true", help="no per-image JSON files")
+    out.add_argument("--no-colormap", action="store_true", help="no colour maps")
+    out.add_argument("--no-overlay", action="store_true", help="no overlays")
+    out.add_argument("--no-rank-map", action="store_true", help="no grey rank maps")
+    out.add_argument("--no-skeleton", action="store_true", help="no skeleton composites")
+    out.add_argument(
+        "--rank-map-style", choices=("assr", "seqrank"), default="assr", help="grey levels of the rank maps (default assr)"
+    )
+    out.add_argument("--overlay-format", choices=("jpg", "png"), default="jpg", help="overlay file format (default jpg)")
+    out.add_argument("--scores", action="store_true", help="write each object's rank score under its number in the overlay")
+    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    out.add_argument("--skip-existing", action="store_true", help="leave out images whose outputs exist (resume a run)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_predictor(args: argparse.Namespace) -> Any:
-    """The :class:`~salrank.predictor.Predictor` the arguments describe."""
+def model_spec(args: argparse.Namespace) -> tuple[str, str | None]:
+    """``(model, config)`` from ``--model``/``--weights``/``--config``."""
     from salrank.errors import InputError
-    from salrank.modeling.loading import load_model
-    from salrank.predictor import Predictor
 
-    if args.model is not None and (args.weights is not None or args.config is not None):
-        raise InputError("--model names a complete model; do not combine it with --config/--weights")
-    if args.model == "default":
-        model = load_model({"architecture": "default", "config": {}})
-    elif args.model is not None:
-        model = load_model(name=args.model)
-    elif args.config is None and args.weights is None:
-        raise InputError("no model given: pass --model NAME (a zoo entry, or 'default'), or --config/--weights")
-    else:
-        model = load_model(args.config, args.weights)
-    return Predictor(model, device=args.device, autocast=args.autocast, batch_size=args.batch_size)
+    if args.model is not None and args.weights is not None:
+        raise InputError("give the model once: --model NAME_OR_FILE or --weights FILE, not both")
+    spec = args.model if args.model is not None else args.weights
+    if spec is None:
+        if args.config is not None:
+            raise InputError("--config describes a checkpoint's model: also pass the checkpoint (--model FILE)")
+        spec = "default"
+    return spec, args.config
 
 
-def output_names(images: list[Path]) -> list[str]:
-    """A distinct output name per image: its stem, with ``-2``, ``-3``, ... for repeated stems."""
-    seen: dict[str, int] = {}
-    names = []
-    for path in images:
-        stem = path.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return names
+def output_options(args: argparse.Namespace) -> OutputOptions:
+    from salrank.outputs import OutputOptions
+
+    return OutputOptions(
+        json=not args.no_json,
+        colormap=not args.no_colormap,
+        overlay=not args.no_overlay,
+        rank_map=not args.no_rank_map,
+        skeleton=not args.no_skeleton,
+        masks=args.masks,
+        layout=args.layout,
+        rank_map_style=args.rank_map_style,
+        overlay_format=args.overlay_format,
+        show_scores=args.scores,
+        overwrite=args.overwrite,
+    )
 
 
-def write_outputs(result: Any, out_dir: Path, name: str, colormap: bool) -> list[Path]:
-    """Write ``<name>.json`` (and ``<name>.png``) atomically; returns the paths written."""
-    from salrank.utils.io import write_bytes, write_json
+def collect_inputs(args: argparse.Namespace) -> tuple[list[Path], dict[Path, Path]]:
+    """The image files of the arguments, and the input folder each was found in."""
+    from salrank.errors import InputError
+    from salrank.utils.io import list_images
 
-    data = result.to_dict()
-    data["image"] = name
-    written = [out_dir / f"{name}.json"]
-    write_json(written[0], data)
-    if colormap:
-        import cv2
+    files: list[Path] = []
+    roots: dict[Path, Path] = {}
+    items = list(args.images)
+    if args.example:
+        from salrank.apps.examples import example_image
 
-        from salrank.viz import rank_colormap
-
-        ok, png = cv2.imencode(".png", rank_colormap(result)[:, :, ::-1])
-        if ok:
-            written.append(out_dir / f"{name}.png")
-            write_bytes(written[-1], png.tobytes())
-    return written
+        items.append(str(example_image()))
+    if not items:
+        raise InputError("no images given: name image files, folders or globs (or --example for the bundled photo)")
+    for item in items:
+        found = list_images([item])
+        if not found and Path(item).is_dir():
+            logger.warning("%s: no image files in this folder", item)
+        for f in found:
+            if Path(item).is_dir():
+                roots.setdefault(f, Path(item))
+            files.append(f)
+    unique = list(dict.fromkeys(files))
+    if not unique:
+        raise InputError("no images found in " + ", ".join(items))
+    return unique, roots
 
 
 def run(args: argparse.Namespace) -> int:
+    from salrank.apps.predict import predict_files
     from salrank.errors import InputError
-    from salrank.utils.io import list_images, read_image
+    from salrank.outputs import existing_outputs, output_names
+    from salrank.ranker import Ranker
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if args.overwrite and args.skip_existing:
+        raise InputError("--overwrite and --skip-existing contradict each other")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("--out must be a folder", out_dir)
-    images = list_images(args.images)
-    if not images:
-        raise InputError("no images found in " + ", ".join(args.images))
-    names = output_names(images)
-    todo = []
-    kept = 0
-    for path, name in zip(images, names):
-        if (out_dir / f"{name}.json").exists() and not args.overwrite:
-            kept += 1
-            logger.info("%s: %s exists, kept (pass --overwrite to replace it)", path, out_dir / f"{name}.json")
-        else:
-            todo.append((path, name))
-    if not todo:
-        print(f"all {len(images)} outputs already exist in {out_dir} (pass --overwrite to redo them)")
-        return 0
+    options = output_options(args)
+    if not options.kinds() and not args.coco:
+        raise InputError("every output is switched off: nothing to write")
+    files, roots = collect_inputs(args)
+    skipped = 0
+    names = output_names(files, roots)
+    if args.skip_existing:
+        keep = [i for i, n in enumerate(names) if not existing_outputs(out_dir, [n], options)]
+        skipped = len(files) - len(keep)
+        files, names = [files[i] for i in keep], [names[i] for i in keep]
+        if not files:
+            print(f"all {skipped} images already have outputs in {out_dir}; nothing to do")
+            return 0
+    spec, config = model_spec(args)
+    ranker = Ranker(spec, config=config, device=args.device, size=args.size, batch_size=args.batch_size, autocast=args.autocast)
+    progress = not args.no_progress and not args.quiet
+    summary = predict_files(
+        ranker,
+        files,
+        out_dir,
+        options,
+        names=names,
+        coco=args.coco,
+        progress=progress,
+        command=["salrank", *sys.argv[1:]],
+        settings={"size": args.size, "device": args.device, "batch_size": args.batch_size, "skipped_existing": skipped},
+    )
+    print(summary.text())
+    if skipped:
+        print(f"  kept      {skipped} image(s) whose outputs existed (--skip-existing)")
+    if summary.done == 1 and summary.total == 1:
+        _print_single(summary)
+    return summary.exit_code
 
-    predictor = build_predictor(args)
-    colormap = not args.no_colormap
-    failed: list[str] = []
-    written = 0
-    progress = None
-    if not args.no_progress and sys.stderr.isatty() and len(todo) > 1:
-        from tqdm import tqdm
 
-        progress = tqdm(total=len(todo), unit="image", desc="predict")
-    try:
-        for start in range(0, len(todo), predictor.batch_size):
-            batch = []
-            for path, name in todo[start : start + predictor.batch_size]:
-                try:
-                    batch.append((read_image(path), name, path))
-                except InputError as exc:
-                    failed.append(str(exc))
-                    logger.warning("skipped: %s", exc)
-            if batch:
-                results = predictor.predict_arrays([b[0] for b in batch], [b[1] for b in batch])
-                for (_, name, path), result in zip(batch, results):
-                    write_outputs(result, out_dir, name, colormap)
-                    written += 1
-                    logger.debug("%s: %d objects -> %s", path, len(result), out_dir / f"{name}.json")
-            if progress is not None:
-                progress.update(len(todo[start : start + predictor.batch_size]))
-    finally:
-        if progress is not None:
-            progress.close()
-    parts = [f"wrote {written} prediction(s) to {out_dir}"]
-    if kept:
-        parts.append(f"kept {kept} existing")
-    if failed:
-        parts.append(f"{len(failed)} failed")
-    print(", ".join(parts))
-    for message in failed:
-        print(f"  failed: {message}", file=sys.stderr)
-    return 1 if failed else 0
+def _print_single(summary: PredictSummary) -> None:
+    """For one photo, say where its pictures are."""
+    from salrank.outputs import read_manifest
+
+    manifest = read_manifest(summary.out_dir)
+    if not manifest or not manifest.get("images"):
+        return
+    record = manifest["images"][-1]
+    for kind in ("colormap", "overlay", "skeleton", "json"):
+        rel = record.get("outputs", {}).get(kind)
+        if rel:
+            print(f"  {kind:<9} {summary.out_dir / rel}")
