@@ -5,6 +5,8 @@ The public API is imported lazily so that ``import salrank`` is fast:
 * :class:`RankedInstances`, :class:`GTImage`, :class:`SORDataset`: the data types.
 * :func:`load_dataset`: read any of the field's ground-truth formats.
 * :func:`evaluate`: score predictions under the ``seqrank``, ``assr`` or ``irsr`` protocol.
+* :class:`Ranker`: rank the salient objects of your photos (``salrank.Ranker()(path)``);
+  :func:`example_image`: the path of the example photo shipped with salrank.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _LAZY = {
     "SORDataset": "salrank.structures",
     "InputError": "salrank.errors",
     "build_model": "salrank.modeling.registry",
+    "Ranker": "salrank.ranker",
+    "example_image": "salrank.apps.examples",
 }
 
 
