@@ -219,7 +219,8 @@ def _config_from_weights(path: Path, entry: Any) -> tuple[ModelAdapter, Any]:
         return adapter, adapter.presets[entry.config]()
     from salrank.weights.verify import identify, load_shapes
 
-    sig = identify(load_shapes(path))
+    shapes = load_shapes(path)
+    sig = identify(shapes)
     if sig is None:
         raise InputError("cannot tell which model these weights belong to; pass the model's config (--config)", path)
     if sig.architecture not in ADAPTERS:
@@ -227,6 +228,17 @@ def _config_from_weights(path: Path, entry: Any) -> tuple[ModelAdapter, Any]:
     adapter = get_adapter(sig.architecture)
     if sig.kind not in adapter.checkpoint_configs:
         raise InputError(f"this is a {sig.label} file; pass its config (--config) to load it", path)
+    from salrank.weights.verify import profile_problems
+    from salrank.weights.zoo import entries_with_kind
+
+    profiles = [e.size_profile for e in entries_with_kind(sig.kind) if e.size_profile]
+    problems = profile_problems(profiles[0], shapes, sig.prefix) if profiles else []
+    if problems:
+        raise InputError(
+            f"this is a {sig.label} checkpoint, but not of the released model's size ({'; '.join(problems[:3])}): "
+            "pass its config (--config)",
+            path,
+        )
     logger.info("%s: %s checkpoint, using the released model's config", path, sig.label)
     return adapter, adapter.checkpoint_configs[sig.kind]()
 
@@ -281,12 +293,7 @@ def load_model(
         elif adapter.load_official is None:
             raise InputError(f"{adapter.architecture} models have no official checkpoints", path)
         else:
-            try:
-                report = adapter.load_official(model, path)
-            except CheckpointError as exc:
-                if config is None and "does not fit" in exc.message:
-                    raise CheckpointError(exc.message + "\n(its sizes differ from the released model: pass its config.yaml)", path) from None
-                raise
+            report = adapter.load_official(model, path)
             if report is not None and getattr(report, "dropped", None):
                 logger.debug("%s: ignored %d official keys (e.g. %s)", path, len(report.dropped), report.dropped[0])
     if entry is not None and hasattr(model, "result_name"):

@@ -35,6 +35,7 @@ from salrank.modeling.seqrank.config import (
     seqrank_config_to_official_yaml,
     seqrank_preset,
     seqrank_swinL_config,
+    seqrank_tiny_config,
 )
 from salrank.modeling.seqrank.inference import RankedQueries, RankingTrace, sequential_readout
 from salrank.modeling.seqrank.key_map import SEQRANK_KEY_MAP, checkpoint_facts, load_official_seqrank_checkpoint
@@ -64,6 +65,7 @@ __all__ = [
     "seqrank_config_to_official_yaml",
     "seqrank_preset",
     "seqrank_swinL_config",
+    "seqrank_tiny_config",
     "sequential_readout",
 ]
 

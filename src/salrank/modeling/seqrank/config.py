@@ -47,6 +47,7 @@ __all__ = [
     "seqrank_config_to_official_yaml",
     "seqrank_preset",
     "seqrank_swinL_config",
+    "seqrank_tiny_config",
 ]
 
 BACKBONE_KINDS = ("swin", "resnet", "efficientnet_lite")
@@ -339,6 +340,20 @@ def seqrank_swinL_config(variant: str = "correct", **overrides: Any) -> SeqRankC
         backbone=BackboneConfig.swin_large(),
         neck="FPN" if v == "correct" else "FrcPN",
         ranking=RankingConfig(num_blocks=2 if v == "correct" else 6),
+    )
+    return replace(cfg, **overrides) if overrides else cfg
+
+
+def seqrank_tiny_config(**overrides: Any) -> SeqRankConfig:
+    """A very small SeqRank (Swin with 16 channels, 8 queries of width 16, 64x64 input) for tests,
+    examples and smoke runs. With random weights it ranks nothing meaningful."""
+    cfg = SeqRankConfig(
+        backbone=BackboneConfig(
+            kind="swin",
+            swin=SwinConfig(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4, drop_path_rate=0.0),
+        ),
+        common=TransformerConfig(embed_dim=16, num_heads=2, hidden_dim=32, num_queries=8),
+        input=InputConfig(test_size=64, train_size=64),
     )
     return replace(cfg, **overrides) if overrides else cfg
 

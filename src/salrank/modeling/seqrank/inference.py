@@ -27,6 +27,14 @@ Official behaviour kept, with where an option changes it:
    stopped emits nothing more even if a later step would pass the thresholds. The SRM treats the
    images of a batch independently, so each image gets the result it gets alone. With
    ``drop_finished`` (salrank's default) the SRM is no longer evaluated for images that have stopped.
+
+Memoisation (salrank's default, ``memoize``): the SRM sees the history only through two indicator
+vectors, the fixated query (``gaze``) and the visited ones (``prev``), so its logits are a function of
+that *state*. A state met before gives the same logits, which are reused instead of recomputed. This
+changes no result. It matters because of quirk 1: when the loop re-selects the query it fixates, the
+state does not change, so the same query is selected again at every later step (the official code
+recomputes the identical SRM pass each time); more generally, once a state repeats, the selections
+repeat periodically.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -91,6 +100,7 @@ def sequential_readout(
     saliency_threshold: float = 0.001,
     exclude_visited: bool = False,
     drop_finished: bool = True,
+    memoize: bool = True,
     trace: RankingTrace | None = None,
 ) -> list[RankedQueries]:
     """Run the read-out loop (module docstring) for a batch.
@@ -102,6 +112,7 @@ def sequential_readout(
         objectness_threshold, saliency_threshold: stop thresholds on the probabilities (official 0.001).
         exclude_visited: never select a visited query again (improvement; off = official).
         drop_finished: stop evaluating the SRM for images that have stopped (same results).
+        memoize: reuse the SRM logits of a visiting state met before (same results).
         trace: filled with the per-step logits, histories and selections when given.
     """
     obj = objectness_logits[..., 0] if objectness_logits.dim() == 3 else objectness_logits
@@ -113,9 +124,10 @@ def sequential_readout(
     finished = torch.zeros(bsz, dtype=torch.bool, device=obj.device)
     results = [RankedQueries() for _ in range(bsz)]
     all_rows = torch.arange(bsz, device=obj.device)
+    memo: list[dict[tuple[bytes, bytes], Tensor]] = [{} for _ in range(bsz)]
     for step in range(steps):
         rows = all_rows[~finished] if drop_finished else all_rows
-        logits = saliency_step(visits[rows], rows).float()
+        logits = _evaluate(saliency_step, visits, rows, memo if memoize else None)
         if trace is not None:
             full = torch.full((bsz, nq), float("nan"), device=obj.device)
             full[rows] = logits
@@ -147,3 +159,31 @@ def sequential_readout(
         if bool(finished.all()):
             break
     return results
+
+
+def visit_state(visits_row: Tensor) -> tuple[bytes, bytes]:
+    """The SRM's view of one image's history: (fixated queries, visited queries) as packed bit masks
+    (the same rule as :func:`~salrank.modeling.seqrank.ranking_module.visit_indicators`)."""
+    v = visits_row.detach().cpu().numpy()
+    visited = v > 0.5
+    latest = v.max() if v.size else 0.0
+    gaze = visited & (v == latest)
+    prev = visited & (v <= latest)
+    return np.packbits(gaze).tobytes(), np.packbits(prev).tobytes()
+
+
+def _evaluate(
+    saliency_step: SaliencyStep, visits: Tensor, rows: Tensor, memo: list[dict[tuple[bytes, bytes], Tensor]] | None
+) -> Tensor:
+    """SRM logits ``(len(rows), nq)``; with ``memo``, states met before are not evaluated again."""
+    if memo is None:
+        return saliency_step(visits[rows], rows).float()
+    rows_l = rows.tolist()
+    keys = [visit_state(visits[b]) for b in rows_l]
+    todo = [j for j, (b, key) in enumerate(zip(rows_l, keys)) if key not in memo[b]]
+    if todo:
+        sub = rows[todo]
+        fresh = saliency_step(visits[sub], sub).float()
+        for j, value in zip(todo, fresh):
+            memo[rows_l[j]][keys[j]] = value
+    return torch.stack([memo[b][key] for b, key in zip(rows_l, keys)])

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from salrank.modeling.layers import MLP, Attention, FeedForward
 from salrank.modeling.seqrank.fovea_module import init_linear_and_norm_
 
-__all__ = ["RankingBlock", "RankingContext", "SequentialRankingModule", "visit_indicators"]
+__all__ = ["PeripheralWeights", "RankingBlock", "RankingContext", "SequentialRankingModule", "visit_indicators"]
 
 
 def visit_indicators(visits: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,8 +88,22 @@ def attend_projected(attn: Attention, q_proj: Tensor, k: Tensor, v: Tensor) -> T
 
 
 @dataclass
+class PeripheralWeights:
+    """One block's peripheral MLP, split for inference: the fixation and token halves of the first layer."""
+
+    fixation: Tensor
+    """``(hidden, C)``: first-layer weight columns that multiply the fixation embedding."""
+    tokens_t: Tensor
+    """``(C, hidden)``: transposed first-layer weight columns that multiply the image tokens."""
+    bias: Tensor
+    out_t: Tensor
+    """``(hidden, C)``: transposed second-layer weight."""
+    out_bias: Tensor
+
+
+@dataclass
 class RankingContext:
-    """Step-invariant inputs of the SRM for one batch, computed once per image (see :meth:`SequentialRankingModule.prepare`)."""
+    """Step-invariant inputs of the SRM for one batch, computed once (see :meth:`SequentialRankingModule.prepare`)."""
 
     q: Tensor
     qpe: Tensor
@@ -101,6 +115,8 @@ class RankingContext:
     """Per block: ``image_cross_attn.q_proj(z + zpe)`` (the image tokens' attention queries)."""
     q0_first: Tensor
     """``input_proj(q)`` of the first block (its input ``q`` is the same at every step)."""
+    peripheral: list[PeripheralWeights]
+    """Per block: the split peripheral MLP weights."""
 
     def select(self, index: Tensor) -> RankingContext:
         """The context of the images at ``index`` (batch rows)."""
@@ -112,6 +128,7 @@ class RankingContext:
             z_keys=self.z_keys[index],
             image_queries=[t[index] for t in self.image_queries],
             q0_first=self.q0_first[index],
+            peripheral=self.peripheral,
         )
 
 
@@ -166,20 +183,39 @@ class RankingBlock(nn.Module):
         self.fast = True
         """Use the fast arithmetic (split peripheral MLP, skipped no-op gate); set by the model."""
 
-    def peripheral_update(self, z: Tensor, fixation: Tensor) -> Tensor:
+    def peripheral_update(self, z: Tensor, fixation: Tensor, split: PeripheralWeights | None = None) -> Tensor:
         """Step 5's MLP on ``cat([fixation broadcast to every token, z])`` (B, HW, 2C) -> (B, HW, C).
 
         The fast path splits the first layer's weight into its fixation and token halves, so the
-        fixation's share is computed once instead of once per token (same function, float rounding).
+        fixation's share is computed once instead of once per token (same function, float rounding),
+        and works in place on the ``(B*HW, hidden)`` activation.
         """
         fc1, fc2 = self.peripheral.layers
-        c = z.shape[-1]
-        if self.fast:
-            shared = F.linear(fixation, fc1.weight[:, :c], fc1.bias)  # B, 1, hidden
-            hidden = torch.baddbmm(shared, z, fc1.weight[:, c:].t().unsqueeze(0).expand(z.shape[0], -1, -1))
-        else:
-            hidden = fc1(torch.cat([fixation.expand(-1, z.shape[1], -1), z], dim=-1))
-        return fc2(F.relu(hidden))
+        b, n, c = z.shape
+        if not self.fast:
+            hidden = fc1(torch.cat([fixation.expand(-1, n, -1), z], dim=-1))
+            return fc2(F.relu(hidden))
+        if split is None:
+            split = self.split_peripheral()
+        shared = F.linear(fixation, split.fixation, split.bias)  # B, 1, hidden
+        if torch.is_grad_enabled():
+            hidden = torch.matmul(z, split.tokens_t) + shared
+            return fc2(F.relu(hidden))
+        hidden = torch.mm(z.reshape(b * n, c), split.tokens_t)
+        hidden.view(b, n, -1).add_(shared).relu_()
+        return torch.addmm(split.out_bias, hidden, split.out_t).view(b, n, -1)
+
+    def split_peripheral(self) -> PeripheralWeights:
+        """The peripheral MLP's weights arranged for :meth:`peripheral_update`'s fast path."""
+        fc1, fc2 = self.peripheral.layers
+        c = fc1.in_features // 2
+        return PeripheralWeights(
+            fixation=fc1.weight[:, :c],
+            tokens_t=fc1.weight[:, c:].t().contiguous(),
+            bias=fc1.bias,
+            out_t=fc2.weight.t(),
+            out_bias=fc2.bias,
+        )
 
     def apply_gate(self, q: Tensor) -> Tensor:
         """Step 7's gate (the official one multiplies by exactly 1.0; see the module docstring)."""
@@ -205,11 +241,13 @@ class RankingBlock(nn.Module):
         z_keys: Tensor | None = None,
         image_queries: Tensor | None = None,
         q0: Tensor | None = None,
+        peripheral: PeripheralWeights | None = None,
     ) -> Tensor:
         """One block. ``q``/``qpe`` (B, nq, C), ``z``/``zpe`` (B, HW, C), ``gaze``/``prev`` (B, nq, 1).
 
         ``z_keys`` (``z + zpe``), ``image_queries`` (``image_cross_attn.q_proj(z + zpe)``) and ``q0``
-        (``input_proj(q)``) may be passed precomputed (see :class:`RankingContext`).
+        (``input_proj(q)``) and the split ``peripheral`` weights may be passed precomputed (see
+        :class:`RankingContext`).
         """
         q0 = self.input_proj(q) if q0 is None else q0
         q = q + prev * prev_embed + gaze * gaze_embed
@@ -223,7 +261,7 @@ class RankingBlock(nn.Module):
             attended = attend_projected(self.image_cross_attn, image_queries, qk, q)
         z = self.image_cross_norm(z + self.image_cross_drop(attended))
         fixation = (gaze * q).sum(dim=1, keepdim=True) + gaze_embed  # B, 1, C
-        z = self.peripheral_norm(z + self.peripheral_drop(self.peripheral_update(z, fixation)))
+        z = self.peripheral_norm(z + self.peripheral_drop(self.peripheral_update(z, fixation, peripheral)))
         q = self.query_cross_norm(q + self.query_cross_drop(self.query_cross_attn(qk, z + zpe, z)))
         q = self.query_attn2_norm(q + self.query_attn2_drop(self.query_attn2(q + qpe, q + qpe, q)))
         q = self.query_ffn2_norm(q + self.query_ffn2_drop(self.query_ffn2(q)))
@@ -282,6 +320,7 @@ class SequentialRankingModule(nn.Module):
             z_keys=z_keys,
             image_queries=[block.image_cross_attn.q_proj(z_keys) for block in self.blocks],
             q0_first=self.blocks[0].input_proj(q),
+            peripheral=[block.split_peripheral() for block in self.blocks],
         )
 
     def step(self, ctx: RankingContext, visits: Tensor) -> Tensor:
@@ -304,5 +343,6 @@ class SequentialRankingModule(nn.Module):
                 z_keys=ctx.z_keys,
                 image_queries=ctx.image_queries[i],
                 q0=ctx.q0_first if i == 0 else None,
+                peripheral=ctx.peripheral[i],
             )
         return self.saliency_head(x)[..., 0]

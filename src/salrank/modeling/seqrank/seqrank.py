@@ -209,6 +209,7 @@ class SeqRank(SORModel):
             saliency_threshold=r.saliency_threshold,
             exclude_visited=r.exclude_visited,
             drop_finished=self.fast_inference,
+            memoize=self.fast_inference,
             trace=trace,
         )
 
