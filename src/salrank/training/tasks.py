@@ -1,0 +1,192 @@
+"""One training task per architecture: how to build the model, the loss, and what the data must hold.
+
+A :class:`TrainingTask` ties a registered model to its criterion:
+
+* :meth:`~TrainingTask.build_model` - the model from ``cfg.model`` (preset + dotted overrides), with the
+  input sizes of ``cfg.input`` and the initial weights (a whole-model file or backbone ImageNet weights);
+* :meth:`~TrainingTask.build_criterion` - the loss, its config from ``cfg.loss`` (unknown keys are errors);
+* :meth:`~TrainingTask.losses` - the loss terms of a batch (images ``uint8`` ``(B, 3, H, W)`` + targets).
+
+:class:`LossModule` wraps model + task into one ``nn.Module`` whose ``forward(batch)`` returns the loss
+terms, so ``DistributedDataParallel`` sees every parameter the loss uses in a single forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from salrank.config import config_from_dict, config_to_dict
+from salrank.errors import InputError
+from salrank.training.config import TrainConfig, apply_overrides
+from salrank.training.datasets import SampleOptions
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LossModule", "TASKS", "TrainingTask", "get_task"]
+
+
+def _with_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """A typed model config with dotted ``overrides`` applied (unknown keys raise, listing the known ones)."""
+    if not overrides:
+        return cfg
+    data = config_to_dict(cfg)
+    apply_overrides(data, dict(overrides), type(cfg))
+    return config_from_dict(type(cfg), data)
+
+
+def _loss_config(cls: type, values: dict[str, Any]) -> Any:
+    try:
+        return config_from_dict(cls, dict(values))
+    except InputError as exc:
+        raise InputError(f"loss: {exc.message}") from None
+
+
+class TrainingTask:
+    """Base class; see the module docstring."""
+
+    architecture = ""
+    next_targets = False
+
+    def model_config(self, cfg: TrainConfig) -> Any:
+        raise NotImplementedError
+
+    def build_model(self, cfg: TrainConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def build_criterion(self, cfg: TrainConfig) -> Any:
+        raise NotImplementedError
+
+    def losses(self, model: nn.Module, criterion: Any, images: Tensor | list[Tensor], targets: list[dict[str, Any]]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def sample_options(self, cfg: TrainConfig) -> SampleOptions:
+        i = cfg.input
+        return SampleOptions(i.size, i.resize, i.max_size, i.flip, i.flip_swap_joints, self.next_targets)
+
+    def load_initial_weights(self, model: nn.Module, cfg: TrainConfig) -> None:
+        """``cfg.model.weights`` (whole model) or ``cfg.model.pretrained_backbone``."""
+        m = cfg.model
+        if m.weights:
+            from salrank.checkpoint import is_safetensors, load_state_dict_into, read_safetensors
+
+            if is_safetensors(m.weights):
+                tensors, _ = read_safetensors(m.weights)
+                report = load_state_dict_into(model, tensors, strict=False, source=m.weights)
+            else:
+                report = self.load_official(model, m.weights)
+            logger.info("initial weights from %s", m.weights)
+            if report is not None and hasattr(report, "summary") and not getattr(report, "ok", True):
+                logger.warning("initial weights: %s", report.summary())
+        elif m.pretrained_backbone:
+            self.load_backbone(model, m.pretrained_backbone)
+
+    def load_official(self, model: nn.Module, path: str) -> Any:
+        raise InputError(f"{self.architecture} has no official checkpoint loader", path)
+
+    def load_backbone(self, model: nn.Module, source: str) -> None:
+        raise InputError(f"{self.architecture}: pretrained backbones are not supported", source)
+
+
+# ---------------------------------------------------------------------------------------------- SeqRank
+class SeqRankTask(TrainingTask):
+    """SeqRank (and ``seqrank-lite``, which is a SeqRank with a small config)."""
+
+    architecture = "seqrank"
+    default_preset = "seqrank-swinl-correct"
+
+    def model_config(self, cfg: TrainConfig) -> Any:
+        import salrank.modeling.lite  # noqa: F401  (registers the lite presets)
+        from salrank.modeling.seqrank import seqrank_preset
+
+        base = seqrank_preset(cfg.model.preset or self.default_preset)
+        base = replace(base, input=replace(base.input, train_size=cfg.input.size, test_size=cfg.input.test_size))
+        return _with_overrides(base, cfg.model.overrides)
+
+    def build_model(self, cfg: TrainConfig) -> nn.Module:
+        from salrank.modeling.seqrank import SeqRank
+
+        model = SeqRank(self.model_config(cfg))
+        if self.architecture == "seqrank-lite":
+            model.result_name = "seqrank-lite"
+        self.load_initial_weights(model, cfg)
+        return model
+
+    def load_official(self, model: nn.Module, path: str) -> Any:
+        from salrank.modeling.seqrank import load_official_seqrank_checkpoint
+
+        return load_official_seqrank_checkpoint(model, path)
+
+    def load_backbone(self, model: nn.Module, source: str) -> None:
+        from salrank.modeling.seqrank import load_backbone_pretrained
+
+        path = source
+        if source not in ("packaged",) and model.cfg.backbone.kind != "efficientnet_lite":
+            from pathlib import Path
+
+            if not Path(source).is_file():
+                from salrank.weights import resolve_weights
+
+                path = str(resolve_weights(source)[0])
+        report = load_backbone_pretrained(model, path, strict=False)
+        logger.info("backbone ImageNet weights: %s", source)
+        if report is not None and getattr(report, "unexpected", None):
+            logger.debug("backbone weights: %s", report.summary())
+
+    def build_criterion(self, cfg: TrainConfig) -> Any:
+        from salrank.training.losses.seqrank_criterion import SeqRankCriterion, SeqRankLossConfig
+
+        return SeqRankCriterion(_loss_config(SeqRankLossConfig, cfg.loss))
+
+    def losses(self, model: nn.Module, criterion: Any, images: Tensor | list[Tensor], targets: list[dict[str, Any]]) -> dict[str, Tensor]:
+        if isinstance(images, list):
+            raise InputError("SeqRank trains on square batches (input.resize: square)")
+        out = model(model.normalize(images), all_masks=criterion.cfg.aux)
+        return criterion(out.fovea, lambda visits: model.saliency_logits(out, visits), targets)
+
+
+class SeqRankLiteTask(SeqRankTask):
+    architecture = "seqrank-lite"
+    default_preset = "seqrank-lite"
+
+
+TASKS: dict[str, Callable[[], TrainingTask]] = {
+    "seqrank": SeqRankTask,
+    "seqrank-lite": SeqRankLiteTask,
+}
+
+
+def get_task(architecture: str) -> TrainingTask:
+    """The task of a registered architecture name."""
+    if architecture == "posesor":
+        from salrank.training.posesor_task import PoseSORTask
+
+        return PoseSORTask()
+    if architecture == "ppa":
+        from salrank.training.ppa_task import PPATask
+
+        return PPATask()
+    if architecture not in TASKS:
+        raise InputError(f"no training task for model {architecture!r}; trainable: {', '.join([*TASKS, 'posesor', 'ppa'])}")
+    return TASKS[architecture]()
+
+
+class LossModule(nn.Module):
+    """``forward(batch) -> {loss name: tensor}`` for a model and its task (what DDP wraps)."""
+
+    def __init__(self, model: nn.Module, task: TrainingTask, criterion: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.criterion = criterion
+
+    def forward(self, images: Tensor | list[Tensor], targets: list[dict[str, Any]]) -> dict[str, Tensor]:
+        if len(targets) == 0:  # every sample of this micro-batch was unreadable: a zero loss that touches the graph
+            zero = sum(p.reshape(-1)[0] * 0.0 for p in self.model.parameters() if p.requires_grad)
+            return {"empty_batch": zero}  # type: ignore[dict-item]
+        return self.task.losses(self.model, self.criterion, images, targets)
