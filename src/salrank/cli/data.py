@@ -162,6 +162,21 @@ register_subcommand("convert", "convert a dataset to another format", _add_conve
 register_subcommand("info", "print a dataset's summary", _add_info, _run_info)
 
 
+def _add_synth(p: argparse.ArgumentParser) -> None:
+    from salrank.data.synth import add_cli_arguments
+
+    add_cli_arguments(p)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from salrank.data.synth import run_cli
+
+    return run_cli(args)
+
+
+register_subcommand("synth", "write a synthetic SOR dataset (PoseSOR format) whose attention order follows a known rule", _add_synth, _run_synth)
+
+
 # ---------------------------------------------------------------------------------------------- entry points
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", title="subcommands")

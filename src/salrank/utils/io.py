@@ -150,11 +150,12 @@ def load_torch_plain_data(path: str | os.PathLike[str], allowed: dict[tuple[str,
         raise InputError(f"cannot read this file as a PyTorch file (truncated or not a torch.save file): {exc}", p) from None
 
 
-def read_image(source: Any) -> np.ndarray:
+def read_image(source: Any, exif: bool = True) -> np.ndarray:
     """Read an image as an ``(H, W, 3)`` RGB ``uint8`` array.
 
     ``source`` is a path, a PIL image or a numpy array (``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA).
-    EXIF orientation is honoured, greyscale is expanded to RGB and alpha is composited on white.
+    EXIF orientation is honoured (unless ``exif=False``: training reads the stored pixel layout, which is
+    what dataset annotations refer to), greyscale is expanded to RGB and alpha is composited on white.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -187,7 +188,8 @@ def read_image(source: Any) -> np.ndarray:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"not a readable image ({exc.__class__.__name__}: {exc})", path) from None
     try:
-        img = ImageOps.exif_transpose(img)
+        if exif:
+            img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not make a good image unreadable
         pass
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
