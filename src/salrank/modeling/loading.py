@@ -105,6 +105,24 @@ def _ppa_adapter() -> ModelAdapter:
     )
 
 
+def _posesor_adapter() -> ModelAdapter:
+    from salrank.modeling import posesor as p
+
+    return ModelAdapter(
+        architecture="posesor",
+        config_type=p.PoseSORConfig,
+        build=p.build_posesor,
+        default_config=lambda: p.posesor_swinl_config("full"),
+        from_official_yaml=p.posesor_config_from_official_yaml,
+        load_official=p.load_official_posesor_checkpoint,
+        presets=p.POSESOR_PRESETS,
+        checkpoint_configs={
+            "posesor-pai": lambda: p.posesor_swinl_config("full"),
+            "posesor-id2": lambda: p.posesor_swinl_config("id2"),
+        },
+    )
+
+
 def _default_adapter() -> ModelAdapter:
     from salrank.modeling.default.model import DefaultRankerConfig, build_default_ranker
 
@@ -120,7 +138,7 @@ ADAPTERS: dict[str, Callable[[], ModelAdapter]] = {
     "seqrank": _seqrank_adapter,
     "ppa": _ppa_adapter,
     "default": _default_adapter,
-    # "posesor": _posesor_adapter,   <- the PoseSOR package adds its adapter here
+    "posesor": _posesor_adapter,
 }
 """Architecture name -> adapter factory."""
 

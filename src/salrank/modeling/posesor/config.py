@@ -24,11 +24,12 @@ from typing import Any
 
 from salrank.config import cfg_get, config_from_dict, config_to_dict, detect_architecture, load_official_yaml
 from salrank.errors import InputError
-from salrank.modeling.backbones import BackboneConfig, ResNetConfig, SwinConfig, backbone_config_from_official
+from salrank.modeling.backbones import ResNetConfig, SwinConfig, backbone_config_from_official
 from salrank.modeling.necks import NeckConfig
 
 __all__ = [
     "FEATURE_NAMES",
+    "PoseSORBackboneConfig",
     "PAIConfig",
     "PAI_VARIANTS",
     "PDRConfig",
@@ -46,6 +47,40 @@ __all__ = [
 ]
 
 FEATURE_NAMES = ("res2", "res3", "res4", "res5")
+
+
+@dataclass
+class PoseSORBackboneConfig:
+    """The backbone: ``kind`` ``"swin"`` (every released model; :class:`SwinConfig`) or ``"resnet"``
+    (the official code's ``ResNeXt50``-style backbones; :class:`ResNetConfig`). Only the selected field is used."""
+
+    kind: str = "swin"
+    swin: SwinConfig | None = field(default_factory=SwinConfig.large)
+    resnet: ResNetConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("swin", "resnet"):
+            raise InputError(f"unknown backbone kind {self.kind!r}; PoseSOR supports 'swin' and 'resnet'")
+        if self.kind == "swin":
+            self.swin = self.swin if self.swin is not None else SwinConfig.large()
+            self.resnet = None
+        else:
+            self.resnet = self.resnet if self.resnet is not None else ResNetConfig.resnext50_32x4d()
+            self.swin = None
+
+    @classmethod
+    def of(cls, config: SwinConfig | ResNetConfig) -> PoseSORBackboneConfig:
+        """Wrap a backbone config."""
+        if isinstance(config, SwinConfig):
+            return cls(kind="swin", swin=config)
+        return cls(kind="resnet", swin=None, resnet=config)
+
+    @property
+    def config(self) -> SwinConfig | ResNetConfig:
+        """The selected backbone's config."""
+        out = self.swin if self.kind == "swin" else self.resnet
+        assert out is not None
+        return out
 
 
 @dataclass
@@ -208,7 +243,7 @@ class PoseSORConfig:
       cannot decide; ``"full"`` always upsamples (see :mod:`.readout`).
     """
 
-    backbone: BackboneConfig = field(default_factory=SwinConfig.large)
+    backbone: PoseSORBackboneConfig = field(default_factory=PoseSORBackboneConfig)
     neck: str = "FPN"
     """``"FPN"`` (every released model) or ``"FrcPN"``."""
     embed_dim: int = 256
@@ -242,7 +277,7 @@ class PoseSORConfig:
     @property
     def backbone_channels(self) -> tuple[int, ...]:
         """Channels of ``res2 .. res5`` of the backbone."""
-        return tuple(self.backbone.num_features)
+        return tuple(self.backbone.config.num_features)
 
     def neck_config(self) -> NeckConfig:
         return NeckConfig(name=self.neck, dim=self.embed_dim, in_channels=self.backbone_channels, in_features=FEATURE_NAMES)
@@ -268,20 +303,13 @@ class PoseSORConfig:
 
     # ------------------------------------------------------------------ dict / official yaml
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (``config_to_dict``) with the backbone's kind recorded for :meth:`from_dict`."""
-        data = config_to_dict(self)
-        data["backbone"] = {"kind": "swin" if isinstance(self.backbone, SwinConfig) else "resnet", **data["backbone"]}
-        return data
+        """Plain-dict form (``config_to_dict``), e.g. to store beside salrank weights."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PoseSORConfig:
         """Inverse of :meth:`to_dict` (unknown keys raise :class:`InputError`)."""
-        data = dict(data)
-        backbone = dict(data.pop("backbone", {}) or {})
-        kind = backbone.pop("kind", "swin")
-        cfg = config_from_dict(cls, data)
-        if backbone:
-            cfg.backbone = config_from_dict(SwinConfig if kind == "swin" else ResNetConfig, backbone)
+        cfg = config_from_dict(cls, dict(data))
         cfg.validate()
         return cfg
 
@@ -292,9 +320,10 @@ class PoseSORConfig:
         (``add_custom_config``) it builds the same network, and :func:`posesor_config_from_official_yaml`
         reads it back to this config.
         """
-        if not isinstance(self.backbone, SwinConfig):
+        if self.backbone.kind != "swin":
             raise InputError("to_official_yaml supports Swin backbones only")
-        b = self.backbone
+        b = self.backbone.swin
+        assert b is not None
         return {
             "MODEL": {
                 "META_ARCHITECTURE": "PoseSOR",
@@ -388,7 +417,9 @@ def posesor_tiny_config(variant: str = "full", **overrides: Any) -> PoseSORConfi
     if name not in PAI_VARIANTS:
         raise InputError(f"unknown PoseSOR variant {variant!r}")
     cfg = PoseSORConfig(
-        backbone=SwinConfig(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4, pretrain_img_size=384, drop_path_rate=0.2),
+        backbone=PoseSORBackboneConfig.of(
+            SwinConfig(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4, pretrain_img_size=384, drop_path_rate=0.2)
+        ),
         embed_dim=32,
         num_heads=4,
         hidden_dim=64,
@@ -517,7 +548,7 @@ def posesor_config_from_official_yaml(source: str | os.PathLike[str] | dict[str,
     if neck not in ("FPN", "FrcPN"):
         raise InputError(f"MODEL.NECK.NAME={neck!r}: supported necks are FPN and FrcPN", path)
     try:
-        backbone = backbone_config_from_official(cfg)
+        backbone = PoseSORBackboneConfig.of(backbone_config_from_official(cfg))
     except ValueError as exc:
         raise InputError(str(exc), path) from None
     bins = tuple(int(v) for v in get("MODEL.ACTOR_INTERACTION.SCENE_BINS"))

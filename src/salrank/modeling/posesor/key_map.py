@@ -5,7 +5,8 @@ Official checkpoints are detectron2 ``{"model": state_dict}`` files of ``network
 =============================== =================================== ==========================================
 official prefix                 salrank module                      rules
 =============================== =================================== ==========================================
-``backbone.``                   ``backbone`` (Swin)                 names kept; ``relative_position_index`` dropped
+``backbone.``                   ``backbone`` (Swin or ResNet)       Swin names kept (``relative_position_index``
+                                                                    dropped); ResNet as SeqRank's
 ``neck.``                       ``neck`` (FPN / FrcPN)              :meth:`FPN.official_key_rules`
 ``pe_layer.ape``                ``pos_embed.weight``                :meth:`LearnablePE.official_key_rules`
 ``instance_seg.``               ``sis_decoder``                     :meth:`SISDecoder.official_key_rules`
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from salrank.checkpoint import KeyMap, LoadReport, load_state_dict_into, read_official_checkpoint
 from salrank.errors import CheckpointError
-from salrank.modeling.backbones import SwinTransformer
+from salrank.modeling.backbones import ResNet, SwinTransformer
 from salrank.modeling.layers import LearnablePE
 from salrank.modeling.necks import FPN, FrcPN
 from salrank.modeling.posesor.pose_interaction import PoseAwareInteraction
@@ -37,6 +38,7 @@ __all__ = ["POSESOR_KEY_MAP", "checkpoint_variant", "describe_checkpoint", "load
 
 POSESOR_KEY_MAP = KeyMap(
     rules=SwinTransformer.official_key_rules("backbone.", "backbone.")
+    + ResNet.official_key_rules("backbone.", "backbone.")
     + FPN.official_key_rules("neck.", "neck.")
     + FrcPN.official_key_rules("neck.", "neck.")
     + LearnablePE.official_key_rules("pe_layer.", "pos_embed.")

@@ -155,6 +155,7 @@ def gated_cross_attention(
     def split(x: Tensor) -> Tensor:  # (HW, D) -> (heads, HW, d)
         return x.view(hw, heads, d).transpose(0, 1)
 
+    inplace = not (torch.is_grad_enabled() and any(x.requires_grad for x in (tokens, feat, feat_pe, gate, attn.k_proj.weight)))
     outs = []
     step = max(1, _CHUNK_ELEMENTS // max(1, heads * t * hw))
     for i in range(b):
@@ -164,13 +165,17 @@ def gated_cross_attention(
             k = min(step, n - s)
             qh = q[i, s : s + k].reshape(k * t, heads, d).transpose(0, 1)  # heads, kT, d
             g = gate[i, s : s + k].repeat_interleave(t, dim=0)  # kT, HW
-            scores = torch.bmm(qh, fk_h.transpose(1, 2))  # heads, kT, HW
-            scores.mul_(g)
-            scores.baddbmm_(qh, pk_h.transpose(1, 2))
-            scores.mul_(scale)
-            weights = torch.softmax(scores, dim=-1)
-            del scores
-            weights.mul_(g)
+            if inplace:  # inference: reuse the buffers
+                scores = torch.bmm(qh, fk_h.transpose(1, 2))  # heads, kT, HW
+                scores.mul_(g)
+                scores.baddbmm_(qh, pk_h.transpose(1, 2))
+                scores.mul_(scale)
+                weights = torch.softmax(scores, dim=-1)
+                del scores
+                weights.mul_(g)
+            else:
+                scores = torch.baddbmm(torch.bmm(qh, fk_h.transpose(1, 2)) * g, qh, pk_h.transpose(1, 2)) * scale
+                weights = torch.softmax(scores, dim=-1) * g
             o = torch.bmm(weights, fv_h)  # heads, kT, d
             per_image.append(o.transpose(0, 1).reshape(k, t, heads * d))
         outs.append(torch.cat(per_image, dim=0))

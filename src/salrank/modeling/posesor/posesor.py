@@ -136,7 +136,7 @@ class PoseSOR(SORModel):
         cfg = cfg if cfg is not None else PoseSORConfig()
         cfg.validate()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone)
+        self.backbone = build_backbone(cfg.backbone.config)
         self.neck = build_neck(cfg.neck_config())
         self.pos_embed = LearnablePE(cfg.embed_dim)
         self.sis_decoder = SISDecoder(

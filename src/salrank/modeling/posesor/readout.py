@@ -148,10 +148,11 @@ def _exact_argmax(heatmap: Tensor, height: int, width: int) -> Tensor:
     values stay equal and the first one wins, as in the official argmax).
     """
     up = F.interpolate(heatmap.view(1, 1, *heatmap.shape[-2:]), size=(height, width), mode="bilinear").flatten()
-    best = up.max()
-    close = up >= best - _SOFTMAX_GAP
-    if bool((up[close] == best).all()):
-        return torch.argmax(up)
+    index = torch.argmax(up)  # the first maximum
+    best = up[index]
+    runner_up = torch.where(up < best, up, torch.tensor(float("-inf"))).max()
+    if bool(runner_up < best - _SOFTMAX_GAP):
+        return index
     return _official_argmax(heatmap.view(1, 1, *heatmap.shape[-2:]), height, width).view(())
 
 
