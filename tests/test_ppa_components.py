@@ -30,7 +30,8 @@ def tiny_config(**rank: object) -> PPAConfig:
     """A PPA small enough for unit tests (same structure as the real one)."""
     cfg = PPAConfig(vovnet="tiny", vovnet_spec=TINY_SPEC, fpn_out_channels=32)
     cfg.roi_heads.mask_conv_dim = cfg.roi_heads.maskiou_conv_dim = 32
-    cfg.rank_head = RankHeadConfig(conv_dim=16, dense_dim=32, obj_dim=32, d_model=32, n_head=4, num_layers=2, **rank)  # type: ignore[arg-type]
+    options = {"conv_dim": 16, "dense_dim": 32, "obj_dim": 32, "d_model": 32, "n_head": 4, "num_layers": 2, **rank}
+    cfg.rank_head = RankHeadConfig(**options)  # type: ignore[arg-type]
     cfg.fcos.post_nms_topk = 6
     cfg.input.min_size_test, cfg.input.max_size_test = 128, 400  # small images keep the tests fast
     return cfg
@@ -345,3 +346,34 @@ def test_ppa_rank_map_keeps_skipped_rank_classes() -> None:
     out = render_ppa_rank_map(result)
     assert out[0, 0] == 255 and out[7, 7] == 229 and out[0, 7] == 178 and out[5, 5] == 229  # smaller on top
     assert render_rank_map(result, "assr")[0, 7] == 204
+
+
+def test_ppa_rank_map_png_reads_back_as_the_assr_evaluation_reads_it(tmp_path) -> None:
+    from salrank.io.rank_maps import RankMapFolder
+    from salrank.modeling.ppa import save_ppa_rank_map
+    from salrank.modeling.ppa.rank_map import render_ppa_rank_map
+    from salrank.structures import RankedInstances
+
+    masks = np.zeros((2, 6, 9), bool)
+    masks[0, 1:4, 1:5] = True
+    masks[1, 3:6, 4:9] = True
+    result = RankedInstances.from_masks(masks, image_name="COCO_x")
+    result.extras["rank_class"] = np.array([4, 2])
+    path = save_ppa_rank_map(result, tmp_path / "COCO_x.png")
+    folder = RankMapFolder(tmp_path)
+    assert np.array_equal(folder.read("COCO_x"), render_ppa_rank_map(result))
+    assert set(np.unique(folder.read("COCO_x")).tolist()) == {0, 204, 255}
+    with pytest.raises(InputError):
+        save_ppa_rank_map(result, path)
+
+
+@pytest.mark.parametrize("name", list(RANK_HEAD_VARIANTS))
+def test_whole_model_with_every_rank_head(name: str) -> None:
+    use_pos = RANK_HEAD_VARIANTS[name].position_channels != "none"
+    cfg = tiny_config(name=name, use_pos=use_pos, obj_dim=28 if name == "SelfAttentionWithOtherPos" else 32)
+    torch.manual_seed(0)
+    model = lively(build_ppa(cfg))
+    record: dict = {}
+    pred = model.run_image(torch.randint(0, 255, (3, 128, 160), dtype=torch.uint8), record=record)
+    assert len(pred) > 0 and record["sor_logits"].shape == (len(pred), 5)
+    assert ("sor_in_pos" in record) == use_pos

@@ -54,6 +54,13 @@ def render_ppa_rank_map(result: Any) -> Any:
     return render(result)
 
 
+def save_ppa_rank_map(result: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Any:
+    """Write PPA's grey rank map as a PNG; see :mod:`salrank.modeling.ppa.rank_map`."""
+    from salrank.modeling.ppa.rank_map import save_ppa_rank_map as save
+
+    return save(result, path, overwrite=overwrite)
+
+
 def load_ppa_from_official(
     config: str | os.PathLike[str] | dict[str, Any] | PPAConfig, checkpoint: str | os.PathLike[str], **yaml_kwargs: Any
 ) -> PPA:
@@ -84,5 +91,6 @@ __all__ = [
     "ppa_v39_config",
     "rank_saliency",
     "render_ppa_rank_map",
+    "save_ppa_rank_map",
     "to_ranked_instances",
 ]

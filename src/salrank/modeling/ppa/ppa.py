@@ -46,9 +46,11 @@ logger = logging.getLogger(__name__)
 class PPAPrediction:
     """Everything PPA predicts for one image, at the original image size (all detections).
 
-    ``boxes`` are scaled to the output size and clipped; detections whose box became empty have been
-    dropped (as detectron2's ``detector_postprocess`` does), so ``detection_index`` maps each row back
-    to the post-NMS FCOS detections. ``pred_ranks``: 4 = most salient ... 0, -1 = unranked.
+    ``detections`` holds the network outputs (at the network-input resolution, see
+    :class:`PPADetections`; ``detections.pred_ranks``: 4 = most salient ... 0, -1 = unranked) and
+    ``boxes`` the same boxes scaled to the output size and clipped. Detections whose box became empty
+    there have been dropped (as detectron2's ``detector_postprocess`` does); ``detection_index`` maps
+    each row back to the post-NMS FCOS detections. :meth:`masks` pastes masks on demand.
     """
 
     def __init__(self, det: PPADetections, boxes: Tensor, keep: Tensor, output_hw: tuple[int, int], mask_threshold: float) -> None:
@@ -67,7 +69,7 @@ class PPAPrediction:
         det = self.detections
         if det.mask_probs is None:
             raise ValueError("no masks were predicted")
-        idx = torch.arange(len(det)) if index is None else index
+        idx = torch.arange(len(det), device=det.mask_probs.device) if index is None else index
         return paste_masks_in_image(det.mask_probs[idx, 0], self.boxes[idx], (self.height, self.width), self.mask_threshold)
 
 
@@ -184,7 +186,9 @@ class PPA(SORModel):
                     raise InputError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}", image=name)
                 tensor = self.preprocess(image).to(self.device)
                 prediction = self.run_image(tensor, output_hw=image.shape[:2])
-                results.append(to_ranked_instances(prediction, name, num_ranks=self.cfg.rank_head.num_ranks))
+                result = to_ranked_instances(prediction, name, num_ranks=self.cfg.rank_head.num_ranks)
+                logger.debug("%s: %d detections, %d ranked", name, len(prediction), len(result))
+                results.append(result)
             return results
         finally:
             self.train(was_training)

@@ -14,12 +14,17 @@ instead of 229 and 178), the dark anti-aliased polygon outlines and the anti-ali
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
-from salrank.io.rank_maps import ASSR_GREY_LEVELS
+from salrank.errors import InputError
+from salrank.io.rank_maps import ASSR_GREY_LEVELS, encode_png
 from salrank.structures import RankedInstances
+from salrank.utils.io import write_bytes
 
-__all__ = ["render_ppa_rank_map"]
+__all__ = ["render_ppa_rank_map", "save_ppa_rank_map"]
 
 
 def render_ppa_rank_map(result: RankedInstances) -> np.ndarray:
@@ -41,3 +46,12 @@ def render_ppa_rank_map(result: RankedInstances) -> np.ndarray:
     for i in np.lexsort((detection_order, -areas)):
         out[masks[i]] = ASSR_GREY_LEVELS[len(ASSR_GREY_LEVELS) - 1 - int(rank_class[i])]
     return out
+
+
+def save_ppa_rank_map(result: RankedInstances, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write :func:`render_ppa_rank_map` as a grey PNG (atomically), for ``salrank eval --protocol assr``."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise InputError("refusing to overwrite an existing rank map; pass overwrite=True", p, result.image_name)
+    write_bytes(p, encode_png(render_ppa_rank_map(result)))
+    return p
