@@ -37,6 +37,7 @@ from torch import Tensor
 
 from salrank.config import config_from_dict
 from salrank.errors import InputError
+from salrank.modeling.backbones.swin import WindowAttention
 from salrank.modeling.base import SORModel
 from salrank.modeling.layers import Attention
 from salrank.modeling.necks import NeckConfig, build_neck
@@ -111,6 +112,8 @@ class SeqRank(SORModel):
         self.result_name = {"correct": "seqrank-correct", "original": "seqrank-original"}.get(cfg.variant, "seqrank")
         """Written as ``model`` into every result (the zoo loader sets the zoo entry's name)."""
         self.fast_inference = cfg.fast_inference
+        self.memoize_ranking = cfg.fast_inference
+        """Reuse SRM logits of visiting states met before (exact; see :mod:`.inference`)."""
         self.set_fast_inference(cfg.fast_inference)
 
     # ------------------------------------------------------------------ settings
@@ -122,13 +125,24 @@ class SeqRank(SORModel):
     def set_fast_inference(self, enabled: bool) -> SeqRank:
         """Switch between the optimised arithmetic (default) and the official formulas evaluated step
         by step (explicit softmax attention, concatenated peripheral MLP, per-box RoIAlign, the no-op
-        gate computed, the SRM evaluated for every image until the whole batch has stopped)."""
+        gate computed, the SRM evaluated at every step for every image until the whole batch has
+        stopped, the Swin window attention in the official order of operations).
+
+        In front of an FPN neck the fast path also uses the fused Swin window attention; in front of
+        FrcPN it does not: FrcPN compares features with their local mean, and the fused kernel's
+        rounding (~1e-6) flips the few comparisons that are ties at float precision, which changes
+        outputs visibly (``SwinConfig.fused_attention=True`` forces it anyway)."""
         self.fast_inference = bool(enabled)
+        self.memoize_ranking = self.fast_inference
+        swin = self.cfg.backbone.swin
+        fused_window = bool(swin is not None and (swin.fused_attention or (self.fast_inference and self.cfg.neck == "FPN")))
         for module in self.modules():
             if isinstance(module, Attention):
                 module.fused = self.fast_inference
             elif isinstance(module, RankingBlock):
                 module.fast = self.fast_inference
+            elif isinstance(module, WindowAttention):
+                module.fused = fused_window
         self.fovea.batched_roi_align = self.fast_inference
         return self
 
@@ -209,7 +223,7 @@ class SeqRank(SORModel):
             saliency_threshold=r.saliency_threshold,
             exclude_visited=r.exclude_visited,
             drop_finished=self.fast_inference,
-            memoize=self.fast_inference,
+            memoize=self.memoize_ranking,
             trace=trace,
         )
 
