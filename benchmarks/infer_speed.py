@@ -65,7 +65,11 @@ def worker(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from salrank.modeling.seqrank import RankingTrace, build_seqrank, seqrank_swinL_config
+    from salrank.modeling.seqrank import (
+        RankingTrace,
+        build_seqrank,
+        seqrank_swinL_config,
+    )
     from salrank.utils.io import read_image
 
     torch.set_num_threads(args.threads)
@@ -219,7 +223,7 @@ def identity_check(args: argparse.Namespace) -> dict:
 def spawn(extra: list[str], timeout: float) -> dict | None:
     cmd = [sys.executable, str(HERE), "--worker", *extra]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         print(f"  timed out: {' '.join(extra)}", file=sys.stderr)
         return None

@@ -16,9 +16,16 @@ from salrank.modeling.seqrank import (
     seqrank_tiny_config,
     sequential_readout,
 )
-from salrank.modeling.seqrank.config import RankingConfig, ReadoutConfig, TransformerConfig
+from salrank.modeling.seqrank.config import (
+    RankingConfig,
+    ReadoutConfig,
+    TransformerConfig,
+)
 from salrank.modeling.seqrank.fovea_module import boxes_cxcyhw_to_xyxy
-from salrank.modeling.seqrank.ranking_module import SequentialRankingModule, visit_indicators
+from salrank.modeling.seqrank.ranking_module import (
+    SequentialRankingModule,
+    visit_indicators,
+)
 from salrank.modeling.seqrank.roi_readout import roi_align_batched
 from salrank.ops import roi_align
 

@@ -18,7 +18,7 @@ from salrank.modeling.seqrank import (
     seqrank_swinL_config,
     seqrank_tiny_config,
 )
-from salrank.modeling.seqrank.config import ReadoutConfig, RankingConfig
+from salrank.modeling.seqrank.config import RankingConfig, ReadoutConfig
 
 VARIANTS = {"seqrank_correct": "correct", "seqrank_orig": "original"}
 

@@ -30,8 +30,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from salrank.checkpoint import is_safetensors, load_state_dict_into, read_safetensors, save_safetensors
-from salrank.config import config_from_dict, config_to_dict, detect_architecture, load_config_file, load_official_yaml
+from salrank.checkpoint import (
+    is_safetensors,
+    load_state_dict_into,
+    read_safetensors,
+    save_safetensors,
+)
+from salrank.config import (
+    config_from_dict,
+    config_to_dict,
+    detect_architecture,
+    load_config_file,
+    load_official_yaml,
+)
 from salrank.errors import CheckpointError, InputError
 from salrank.modeling.base import SORModel
 

