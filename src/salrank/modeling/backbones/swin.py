@@ -205,10 +205,11 @@ def window_layout(
     hp = math.ceil(height / ws) * ws
     wp = math.ceil(width / ws) * ws
     n_tok = height * width
-    rows = (torch.arange(hp) + shift) % hp  # rolled-grid row -> padded-grid row
-    cols = (torch.arange(wp) + shift) % wp
+    cpu = torch.device("cpu")  # computed on the CPU whatever the default device, then moved
+    rows = (torch.arange(hp, device=cpu) + shift) % hp  # rolled-grid row -> padded-grid row
+    cols = (torch.arange(wp, device=cpu) + shift) % wp
     real = (rows[:, None] < height) & (cols[None, :] < width)
-    src = torch.where(real, rows[:, None] * width + cols[None, :], torch.full((), -1))
+    src = torch.where(real, rows[:, None] * width + cols[None, :], -1)
 
     def partition(grid: Tensor) -> Tensor:  # (hp, wp) -> (nW, ws*ws), window-major as the official
         return grid.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)
@@ -217,7 +218,7 @@ def window_layout(
     n_win = win_src.shape[0]
     if shift > 0:
         def regions(n: int) -> Tensor:
-            lab = torch.zeros(n, dtype=torch.long)
+            lab = torch.zeros(n, dtype=torch.long, device=cpu)
             lab[n - ws : n - shift] = 1
             lab[n - shift :] = 2
             return lab
@@ -226,19 +227,19 @@ def window_layout(
         masked = (labels != labels[:, :1]).any(dim=1)
     else:
         labels = None
-        masked = torch.zeros(n_win, dtype=torch.bool)
+        masked = torch.zeros(n_win, dtype=torch.bool, device=cpu)
     order = torch.cat([torch.nonzero(~masked).flatten(), torch.nonzero(masked).flatten()])
     n_plain = int((~masked).sum())
 
     # Batch: plain windows of every image, then masked windows of every image.
-    offsets = torch.arange(batch)[:, None, None] * n_tok
-    win_src_b = torch.where(win_src >= 0, win_src + offsets, torch.full((), batch * n_tok))  # (B, nW, N)
+    offsets = torch.arange(batch, device=cpu)[:, None, None] * n_tok
+    win_src_b = torch.where(win_src >= 0, win_src + offsets, batch * n_tok)  # (B, nW, N)
     plain = win_src_b[:, order[:n_plain]].reshape(-1)
     rest = win_src_b[:, order[n_plain:]].reshape(-1)
     gather = torch.cat([plain, rest])
-    scatter = torch.empty(batch * n_tok, dtype=torch.long)
+    scatter = torch.empty(batch * n_tok, dtype=torch.long, device=cpu)
     is_real = gather < batch * n_tok
-    scatter[gather[is_real]] = torch.arange(gather.numel())[is_real]
+    scatter[gather[is_real]] = torch.arange(gather.numel(), device=cpu)[is_real]
 
     region_mask = None
     if labels is not None and n_plain < n_win:
