@@ -62,8 +62,9 @@ from salrank.modeling.posesor.config import PAIConfig
 
 __all__ = ["InteractionBlock", "PAIHead", "PAIOutput", "PAIPrediction", "PoseAwareInteraction", "gated_cross_attention"]
 
-# Work-size budget (float32 elements per temporary) of the chunked attention loops.
-_CHUNK_ELEMENTS = 1 << 22
+# Work-size budget (float32 elements per temporary, 64 MiB) of the chunked attention loops: large
+# enough for efficient batched matrix products, small next to the model's other buffers.
+_CHUNK_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -152,30 +153,30 @@ def gated_cross_attention(
     fv = F.linear(feat, attn.v_proj.weight)
     q = attn.q_proj(tokens)  # B, n, T, D
 
-    def split(x: Tensor) -> Tensor:  # (HW, D) -> (heads, HW, d)
-        return x.view(hw, heads, d).transpose(0, 1)
+    def split(x: Tensor) -> Tensor:  # (HW, D) -> (heads, d, HW): keys as the right operand of Q @ K^T
+        return x.view(hw, heads, d).permute(1, 2, 0)
 
     inplace = not (torch.is_grad_enabled() and any(x.requires_grad for x in (tokens, feat, feat_pe, gate, attn.k_proj.weight)))
     outs = []
     step = max(1, _CHUNK_ELEMENTS // max(1, heads * t * hw))
     for i in range(b):
-        fk_h, pk_h, fv_h = split(fk[i]), split(pk[i]), split(fv[i])
+        fk_t, pk_t = split(fk[i]), split(pk[i])
+        fv_h = fv[i].view(hw, heads, d).transpose(0, 1)  # heads, HW, d
         per_image = []
         for s in range(0, n, step):
             k = min(step, n - s)
-            qh = q[i, s : s + k].reshape(k * t, heads, d).transpose(0, 1)  # heads, kT, d
-            g = gate[i, s : s + k].repeat_interleave(t, dim=0)  # kT, HW
+            qh = (q[i, s : s + k] * scale).reshape(k * t, heads, d).transpose(0, 1)  # heads, kT, d (scaled)
+            g = gate[i, s : s + k].unsqueeze(1)  # k, 1, HW: one gate per object, shared by its T tokens
             if inplace:  # inference: reuse the buffers
-                scores = torch.bmm(qh, fk_h.transpose(1, 2))  # heads, kT, HW
-                scores.mul_(g)
-                scores.baddbmm_(qh, pk_h.transpose(1, 2))
-                scores.mul_(scale)
+                scores = torch.bmm(qh, fk_t)  # heads, kT, HW
+                scores.view(heads, k, t, hw).mul_(g)
+                scores.baddbmm_(qh, pk_t)
                 weights = torch.softmax(scores, dim=-1)
                 del scores
-                weights.mul_(g)
+                weights.view(heads, k, t, hw).mul_(g)
             else:
-                scores = torch.baddbmm(torch.bmm(qh, fk_h.transpose(1, 2)) * g, qh, pk_h.transpose(1, 2)) * scale
-                weights = torch.softmax(scores, dim=-1) * g
+                scores = torch.baddbmm((torch.bmm(qh, fk_t).view(heads, k, t, hw) * g).view(heads, k * t, hw), qh, pk_t)
+                weights = (torch.softmax(scores, dim=-1).view(heads, k, t, hw) * g).view(heads, k * t, hw)
             o = torch.bmm(weights, fv_h)  # heads, kT, d
             per_image.append(o.transpose(0, 1).reshape(k, t, heads * d))
         outs.append(torch.cat(per_image, dim=0))

@@ -130,6 +130,10 @@ class PoseSOR(SORModel):
 
     architecture = "posesor"
     has_keypoints = True
+    return_partitions: bool = False
+    """Default of :meth:`predict`'s ``return_partitions`` (set it on a model a Predictor wraps)."""
+    return_heatmaps: bool = False
+    """Default of :meth:`predict`'s ``return_heatmaps``."""
 
     def __init__(self, cfg: PoseSORConfig | None = None) -> None:
         super().__init__()
@@ -193,7 +197,7 @@ class PoseSOR(SORModel):
 
     def select_slots(self, sis: SISOutput, *, pad_pe: str = "random", generator: torch.Generator | None = None) -> QuerySlots:
         """The inference query selection (objectness ``>= min(top-1 - 1e-6, TEST.OBJ_THRESHOLD)``) packed into slots."""
-        bi, qi, ti, n = select_hit_queries(sis.out.scores, self.cfg.test.obj_threshold)
+        bi, qi, ti, n = select_hit_queries(sis.out.scores.float(), self.cfg.test.obj_threshold)
         return gather_query_slots(sis.q, sis.qpe, bi, qi, ti, n, pad_pe=pad_pe, generator=generator)
 
     def interact_and_rank(
@@ -248,20 +252,21 @@ class PoseSOR(SORModel):
         pai, pdr = self.interact_and_rank(slots, features, all_predictions=full, heatmaps="last" if full else "none")
         n = slots.num_slots
 
-        scores_all = rank_scores(pdr.ranks[0])  # n
+        # the read-out always works on float32 values (the heads may have run under autocast)
+        scores_all = rank_scores(pdr.ranks[0].float())  # n
         order = torch.argsort(-scores_all)
-        objectness = sis.out.scores[0, slots.query_index, 0].sigmoid()  # slot order (B = 1: slot = hit order)
-        masks = upsample_masks(pai.out.masks[0, order], height, width, cfg.test.mask_threshold)
+        objectness = sis.out.scores[0, slots.query_index, 0].float().sigmoid()  # slot order (B = 1: slot = hit order)
+        masks = upsample_masks(pai.out.masks[0, order].float(), height, width, cfg.test.mask_threshold)
         feature = pai.head_feature[0]
         pose = pai.pose[0, order]
         head = self.pose_interaction.head
 
         if pai.out.heatmaps is not None:
-            joint_xy = heatmap_argmax(pai.out.heatmaps[0, order], n, height, width, cfg.joint_argmax)
+            joint_xy = heatmap_argmax(pai.out.heatmaps[0, order].float(), n, height, width, cfg.joint_argmax)
         else:
-            joint_xy = heatmap_argmax(lambda idx: head.heatmap_logits(pose[list(idx)], feature), n, height, width, cfg.joint_argmax)
-        keypoints = pai.out.keypoints[0, order].sigmoid()  # n, K, 3 (x/W, y/H, visibility)
-        boxes = boxes_to_pixels(pai.out.boxes[0, order], height, width)
+            joint_xy = heatmap_argmax(lambda idx: head.heatmap_logits(pose[list(idx)], feature).float(), n, height, width, cfg.joint_argmax)
+        keypoints = pai.out.keypoints[0, order].float().sigmoid()  # n, K, 3 (x/W, y/H, visibility)
+        boxes = boxes_to_pixels(pai.out.boxes[0, order].float(), height, width)
         joints = torch.cat([joint_xy.float(), keypoints[:, :, 2:3].cpu()], dim=-1)
         explicit = keypoints.cpu().clone()
         explicit[:, :, 0] *= width
@@ -283,12 +288,12 @@ class PoseSOR(SORModel):
         keep = torch.tensor(kept, dtype=torch.int64)
         extras: dict[str, Any] = {}
         if return_partitions:
-            logits = pdr.partitions[0, order][keep].cpu()
+            logits = pdr.partitions[0, order][keep].float().cpu()
             extras["partition_logits"] = logits.numpy()
             extras["partitions"] = logits.sigmoid().numpy()
         if return_heatmaps:
             maps = pai.out.heatmaps[0, order] if pai.out.heatmaps is not None else head.heatmap_logits(pose, feature)
-            extras["heatmaps"] = maps[keep].cpu().numpy()
+            extras["heatmaps"] = maps[keep].float().cpu().numpy()
         q_order = query_index.numpy()
         return PoseSORPrediction(
             image_name=name,
@@ -302,7 +307,7 @@ class PoseSOR(SORModel):
             explicit_joints=explicit[keep].numpy().astype(np.float32),
             query_index=q_order[kept],
             merged_queries=[[int(q_order[g]) for g in group] for group in groups],
-            rank_probabilities=torch.softmax(pdr.ranks[0, order][keep], dim=-1).cpu().numpy(),
+            rank_probabilities=torch.softmax(pdr.ranks[0, order][keep].float(), dim=-1).cpu().numpy(),
             extras=extras,
         )
 
@@ -343,8 +348,8 @@ class PoseSOR(SORModel):
         images: Sequence[np.ndarray],
         names: Sequence[str] | None = None,
         *,
-        return_partitions: bool = False,
-        return_heatmaps: bool = False,
+        return_partitions: bool | None = None,
+        return_heatmaps: bool | None = None,
     ) -> list[RankedInstances]:
         """Rank the salient objects of RGB ``uint8`` ``(H, W, 3)`` images, one at a time (as the official
         evaluation, whose batches hold one image).
@@ -352,8 +357,14 @@ class PoseSOR(SORModel):
         Each result carries ``keypoints`` (heatmap-argmax joints, pixels + visibility) and in ``extras``:
         ``explicit_keypoints`` (the keypoint head's joints, pixels + visibility), ``query_index``,
         ``merged_queries``, ``rank_probabilities``, and on request ``partitions`` / ``partition_logits``
-        ("where attention goes next", at 1/8 of the model input) and ``heatmaps``.
+        ("where attention goes next", at 1/8 of the model input) and ``heatmaps``. ``None`` takes the
+        model's :attr:`return_partitions` / :attr:`return_heatmaps` (both ``False`` unless set), so a
+        :class:`~salrank.predictor.Predictor` can ask for them too.
         """
+        if return_partitions is None:
+            return_partitions = self.return_partitions
+        if return_heatmaps is None:
+            return_heatmaps = self.return_heatmaps
         if names is not None and len(names) != len(images):
             raise ValueError(f"{len(images)} images but {len(names)} names")
         was_training = self.training

@@ -148,10 +148,8 @@ def _exact_argmax(heatmap: Tensor, height: int, width: int) -> Tensor:
     values stay equal and the first one wins, as in the official argmax).
     """
     up = F.interpolate(heatmap.view(1, 1, *heatmap.shape[-2:]), size=(height, width), mode="bilinear").flatten()
-    index = torch.argmax(up)  # the first maximum
-    best = up[index]
-    runner_up = torch.where(up < best, up, torch.tensor(float("-inf"))).max()
-    if bool(runner_up < best - _SOFTMAX_GAP):
+    best, index = torch.max(up, dim=0)  # the first maximum
+    if int((up >= best - _SOFTMAX_GAP).sum()) == int((up == best).sum()):  # nothing close but exact ties
         return index
     return _official_argmax(heatmap.view(1, 1, *heatmap.shape[-2:]), height, width).view(())
 
@@ -228,38 +226,86 @@ def _evaluate_blocks(
     return values, flat
 
 
+def _corner_weight_bounds(table: dict, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per input position ``i`` (a block row or column): the largest weight any output position of the
+    block puts on its first and on its second source value (1 for both at the far edge, where the two
+    are the same value)."""
+    first = np.zeros(n_in)
+    second = np.zeros(n_in)
+    np.maximum.at(first, table["i0"], table["w0"])
+    np.maximum.at(second, table["i0"], table["w1"])
+    edge = np.minimum(np.arange(n_in) + 1, n_in - 1) == np.arange(n_in)
+    first[edge] = second[edge] = 1.0
+    return first, second
+
+
+def _tight_bounds(maps: Tensor, m: Tensor, bi: Tensor, bj: Tensor, nxt_row: Tensor, nxt_col: Tensor, weights: Tensor) -> Tensor:
+    """Upper bounds (float64) of the output pixels of the 2x2 blocks ``(m, bi, bj)``.
+
+    A pixel is ``sum_k w_k x_k`` over the block's four values with weights summing to 1, so it is at most
+    ``w * max + (1 - w) * second_max`` where ``w`` is its weight on the largest value; that weight is at
+    most the largest weight any pixel of the block gives that corner (``weights``: ``(4, h, w)`` from the
+    tables). On rough maps this is far tighter than the block maximum.
+    """
+    bi1, bj1 = nxt_row[bi], nxt_col[bj]
+    corners = torch.stack([maps[m, bi, bj], maps[m, bi, bj1], maps[m, bi1, bj], maps[m, bi1, bj1]]).double()  # 4, K
+    top2, which = torch.topk(corners, 2, dim=0)
+    omega = weights[which[0], bi, bj].double()
+    return torch.minimum(omega * top2[0] + (1.0 - omega) * top2[1], top2[0])
+
+
 def _certified_argmax(maps: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
-    """``(M, h, w)`` float32 logits -> ``(flat argmax (M,), certified (M,) bool)`` (see the module docstring)."""
+    """``(M, h, w)`` float32 logits -> ``(flat argmax (M,), certified (M,) bool)`` (see the module docstring).
+
+    Stages: (1) a lower bound of each map's maximum from the output pixels of the four blocks around the
+    input maximum; (2) blocks whose largest value could reach it (a cheap dense test); (3) of those, the
+    blocks whose tight bound (:func:`_tight_bounds`) could; (4) all output pixels of the remaining
+    blocks are evaluated and the best must beat the runner-up by the margin.
+    """
     count, h, w = maps.shape
     dev = maps.device
     ty, tx = _axis_tables(h, height), _axis_tables(w, width)
     ry, rx = int(np.max(ty["count"])), int(np.max(tx["count"]))
     nxt_row = torch.clamp(torch.arange(h, device=dev) + 1, max=h - 1)
     nxt_col = torch.clamp(torch.arange(w, device=dev) + 1, max=w - 1)
-    block_max = torch.maximum(maps, maps[:, nxt_row, :])
-    block_max = torch.maximum(block_max, block_max[:, :, nxt_col])  # M, h, w: bound of every block's pixels
-    has_pixels = np.outer(ty["count"] > 0, tx["count"] > 0)
-    if not has_pixels.all():  # downsampling: some blocks hold no output pixel
-        block_max = block_max.masked_fill(~torch.as_tensor(has_pixels, device=dev), float("-inf"))
+    has_pixels = torch.as_tensor(np.outer(ty["count"] > 0, tx["count"] > 0), device=dev)
     # |PyTorch's float32 value - ours| <= err: a few roundings of magnitudes <= max|x| (16 ulps allowed),
     # plus the weight difference between fused and separate rounding (<= real_err per axis, on two values)
     real_err = max(float(ty["real_err"]), float(tx["real_err"]))
-    maxabs = maps.abs().flatten(1).amax(dim=1).double()
+    lo, hi = torch.aminmax(maps.flatten(1), dim=1)
+    maxabs = torch.maximum(hi.abs(), lo.abs()).double()
     err = (16.0 * _EPS32 + 4.0 * real_err) * maxabs + 1e-30
     margin = 2.0 * err + _SOFTMAX_GAP
-
-    # lower bound: the best output pixel of the best block
-    top = block_max.flatten(1).argmax(dim=1)
     m_all = torch.arange(count, device=dev)
-    values, _ = _evaluate_blocks(maps, m_all, top // w, top % w, ty, tx, ry, rx)
-    lower = values.flatten(1).amax(dim=1)
-    # every block that could hold a pixel within the margin of the best
-    threshold = torch.nextafter((lower - margin).float(), torch.tensor(float("-inf")))  # rounded down: a superset
-    candidates = block_max >= threshold.view(-1, 1, 1)
-    per_map = candidates.flatten(1).sum(dim=1)
-    usable = per_map <= _MAX_CANDIDATE_BLOCKS
-    candidates &= usable.view(-1, 1, 1)
-    m_idx, bi, bj = torch.nonzero(candidates, as_tuple=True)
+
+    # (1) lower bound: the pixels of the (up to) four blocks that contain the input maximum
+    peak = maps.flatten(1).argmax(dim=1)
+    pi, pj = peak // w, peak % w
+    lower = torch.full((count,), float("-inf"), dtype=torch.float64, device=dev)
+    for di in (-1, 0):
+        for dj in (-1, 0):
+            bi, bj = (pi + di).clamp(min=0), (pj + dj).clamp(min=0)
+            ok = has_pixels[bi, bj]
+            values, _ = _evaluate_blocks(maps, m_all[ok], bi[ok], bj[ok], ty, tx, ry, rx)
+            lower[ok] = torch.maximum(lower[ok], values.flatten(1).amax(dim=1))
+    threshold = lower - margin
+    # (2) blocks whose maximum reaches the threshold (rounded down to float32: a superset)
+    block_max = maps.clone()
+    torch.maximum(block_max[:, :-1], maps[:, 1:], out=block_max[:, :-1])
+    torch.maximum(block_max[:, :, :-1], block_max[:, :, 1:].clone(), out=block_max[:, :, :-1])
+    loose = (block_max >= torch.nextafter(threshold.float(), torch.tensor(float("-inf"))).view(-1, 1, 1)) & has_pixels
+    m_idx, bi, bj = torch.nonzero(loose, as_tuple=True)
+    # (3) of those, the blocks whose tight bound reaches it
+    r0, r1 = _corner_weight_bounds(ty, h)
+    c0, c1 = _corner_weight_bounds(tx, w)
+    weights = torch.as_tensor(np.stack([np.outer(r0, c0), np.outer(r0, c1), np.outer(r1, c0), np.outer(r1, c1)]), device=dev)
+    keep = _tight_bounds(maps, m_idx, bi, bj, nxt_row, nxt_col, weights) >= threshold[m_idx]
+    m_idx, bi, bj = m_idx[keep], bi[keep], bj[keep]
+    per_map = torch.bincount(m_idx, minlength=count)
+    usable = per_map <= _MAX_CANDIDATE_BLOCKS  # more: a flat map, decided by the exact path
+    keep = usable[m_idx]
+    m_idx, bi, bj = m_idx[keep], bi[keep], bj[keep]
+    # (4) every pixel of the remaining blocks
     best_value = torch.full((count,), float("-inf"), dtype=torch.float64, device=dev)
     best_index = torch.full((count,), height * width, dtype=torch.int64, device=dev)
     second = torch.full((count,), float("-inf"), dtype=torch.float64, device=dev)
