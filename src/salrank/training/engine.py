@@ -205,12 +205,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
 
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)  # the same initial weights on every process
     task = get_task(cfg.model.architecture)
     model = task.build_model(cfg)
-    model.train()
     criterion = task.build_criterion(cfg)
-    module = LossModule(model, task, criterion).to(info.device)
+    module = LossModule(model, task, criterion, cfg).to(info.device)
+    module.train()
     seed_everything(cfg.seed + info.rank)
 
     train_gt = load_dataset(cfg.data.train, cfg.data.train_split, cfg.data.format)
@@ -254,6 +256,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
             return
         t0 = time.perf_counter()
         metrics = evaluate_model(module.model, val_set, cfg.eval.protocol, info, batch_size=max(1, cfg.solver.ims_per_gpu))
+        module.train()
         metrics = broadcast_object(metrics)
         if metrics is None:
             return

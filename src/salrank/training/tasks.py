@@ -69,6 +69,19 @@ class TrainingTask:
         i = cfg.input
         return SampleOptions(i.size, i.resize, i.max_size, i.flip, i.flip_swap_joints, self.next_targets)
 
+    def prepare_for_training(self, model: nn.Module, cfg: TrainConfig) -> None:
+        """Apply ``model.freeze_backbone`` (no gradients for the backbone)."""
+        if cfg.model.freeze_backbone:
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+
+    def set_train_mode(self, model: nn.Module, cfg: TrainConfig) -> None:
+        """Called after ``model.train()``: keeps frozen BatchNorm layers in eval mode."""
+        if cfg.model.freeze_backbone or cfg.model.freeze_backbone_bn:
+            for m in model.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def load_initial_weights(self, model: nn.Module, cfg: TrainConfig) -> None:
         """``cfg.model.weights`` (whole model) or ``cfg.model.pretrained_backbone``."""
         m = cfg.model
@@ -179,11 +192,20 @@ def get_task(architecture: str) -> TrainingTask:
 class LossModule(nn.Module):
     """``forward(batch) -> {loss name: tensor}`` for a model and its task (what DDP wraps)."""
 
-    def __init__(self, model: nn.Module, task: TrainingTask, criterion: Any) -> None:
+    def __init__(self, model: nn.Module, task: TrainingTask, criterion: Any, cfg: TrainConfig | None = None) -> None:
         super().__init__()
         self.model = model
         self.task = task
         self.criterion = criterion
+        self.cfg = cfg
+        if cfg is not None:
+            task.prepare_for_training(model, cfg)
+
+    def train(self, mode: bool = True) -> LossModule:
+        super().train(mode)
+        if mode and self.cfg is not None:
+            self.task.set_train_mode(self.model, self.cfg)
+        return self
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict[str, Any]]) -> dict[str, Tensor]:
         if len(targets) == 0:  # every sample of this micro-batch was unreadable: a zero loss that touches the graph
