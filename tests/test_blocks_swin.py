@@ -249,3 +249,17 @@ def test_out_features_subset_and_input_not_modified():
     assert torch.equal(images, copy)
     with pytest.raises(ValueError):
         model(images[0])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_autocast_inference(fused):
+    cfg = SwinConfig(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=4, fused_attention=fused)
+    model = SwinTransformer(cfg).eval()
+    images = torch.randn(1, 3, 40, 44)
+    with torch.no_grad():
+        ref = model(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(images)
+    for key in ref:
+        assert out[key].shape == ref[key].shape
+        torch.testing.assert_close(out[key].float(), ref[key], atol=0.1, rtol=0.1)

@@ -373,6 +373,7 @@ class WindowAttention(nn.Module):
         drop = self.attn_drop if self.training else 0.0
         if self.fused:
             mask = bias.unsqueeze(0) if region is None else bias.unsqueeze(0) + region.to(bias.dtype).unsqueeze(1)
+            mask = mask.to(q.dtype)  # e.g. half-precision activations under autocast
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, scale=self.scale)
         else:  # the official sequence of float operations
             attn = (q * self.scale) @ k.transpose(-2, -1)
@@ -472,7 +473,7 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: Tensor, layout: WindowLayout) -> Tensor:
         """Tokens ``(B, H*W, C)`` -> tokens; ``layout`` must match this block's window/shift."""
-        if not self.training and not torch.is_grad_enabled():
+        if not self.training and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
             return self._forward_inference(x, layout)
         x = x + self.drop_path(self.attn(self.norm1(x), layout))
         return x + self.drop_path(self.mlp(self.norm2(x)))

@@ -59,6 +59,8 @@ class Attention(nn.Module):
         kh = self._separate_heads(self.k_proj(k))
         vh = self._separate_heads(self.v_proj(v))
         if self.fused:
+            if attn_mask is not None and attn_mask.is_floating_point():
+                attn_mask = attn_mask.to(qh.dtype)  # e.g. half-precision activations under autocast
             out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask)
         else:
             attn = qh @ kh.transpose(-2, -1)
