@@ -168,16 +168,65 @@ class SeqRankLiteTask(SeqRankTask):
     default_preset = "seqrank-lite"
 
 
+# ---------------------------------------------------------------------------------------------- PoseSOR
+class PoseSORTask(TrainingTask):
+    """PoseSOR: SIS decoder, PAI and PDR trained together (:mod:`.losses.posesor_criterion`)."""
+
+    architecture = "posesor"
+    next_targets = True
+
+    def model_config(self, cfg: TrainConfig) -> Any:
+        from salrank.modeling.posesor.config import posesor_preset
+
+        base = posesor_preset(cfg.model.preset or "posesor-swinl")
+        base = replace(base, input=replace(base.input, test_image_size=cfg.input.test_size))
+        return _with_overrides(base, cfg.model.overrides)
+
+    def build_model(self, cfg: TrainConfig) -> nn.Module:
+        from salrank.modeling.posesor import PoseSOR
+
+        model = PoseSOR(self.model_config(cfg))
+        self.load_initial_weights(model, cfg)
+        return model
+
+    def load_official(self, model: nn.Module, path: str) -> Any:
+        from salrank.modeling.posesor import load_official_posesor_checkpoint
+
+        return load_official_posesor_checkpoint(model, path)
+
+    def load_backbone(self, model: nn.Module, source: str) -> None:
+        from pathlib import Path
+
+        from salrank.modeling.backbones.pretrained import load_resnet_pretrained, load_swin_pretrained
+
+        path = source
+        if not Path(source).is_file():
+            from salrank.weights import resolve_weights
+
+            path = str(resolve_weights(source)[0])
+        loader = load_swin_pretrained if hasattr(model.backbone, "layers") else load_resnet_pretrained
+        loader(model.backbone, path, strict=False)
+        logger.info("backbone ImageNet weights: %s", source)
+
+    def build_criterion(self, cfg: TrainConfig) -> Any:
+        from salrank.training.losses.posesor_criterion import PoseSORCriterion, PoseSORLossConfig
+
+        return PoseSORCriterion(_loss_config(PoseSORLossConfig, cfg.loss))
+
+    def losses(self, model: nn.Module, criterion: Any, images: Tensor | list[Tensor], targets: list[dict[str, Any]]) -> dict[str, Tensor]:
+        if isinstance(images, list):
+            raise InputError("PoseSOR trains on square batches (input.resize: square)")
+        return criterion(model, images, targets)
+
+
 TASKS: dict[str, Callable[[], TrainingTask]] = {
+    "posesor": PoseSORTask,
     "seqrank": SeqRankTask,
     "seqrank-lite": SeqRankLiteTask,
 }
 
 
 NOT_YET_TRAINABLE = {
-    "posesor": "its criterion (joint, visibility, Gaussian-focal heatmap, partition and rank losses on the "
-    "Hungarian-matched query slots) is not written; the data pipeline (keypoints with the joint swap, "
-    "next-object targets, dynamic sizes) and the shared losses are ready",
     "ppa": "its criterion (FCOS focal/GIoU/centerness targets, IoU-based proposal labelling, mask BCE, "
     "MaskIoU L2, rank cross-entropy) and a training forward of the detector are not written",
 }
