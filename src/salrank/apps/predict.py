@@ -85,7 +85,8 @@ class PredictSummary:
         return "\n".join(lines)
 
 
-def _check_targets(out_dir: Path, names: list[str], options: OutputOptions, coco: Path | None) -> None:
+def check_targets(out_dir: Path, names: list[str], options: OutputOptions, coco: Path | None) -> None:
+    """Raise :class:`InputError` when the run would replace an existing output (unless ``options.overwrite``)."""
     if options.overwrite:
         return
     existing = existing_outputs(out_dir, names, options)
@@ -143,7 +144,7 @@ def predict_files(
     names = list(names) if names is not None else output_names(files, roots)
     if len(names) != len(files):
         raise InputError(f"{len(files)} files but {len(names)} names")
-    _check_targets(out, names, options, coco_path)
+    check_targets(out, names, options, coco_path)
     out.mkdir(parents=True, exist_ok=True)
 
     summary = PredictSummary(model=ranker.name, out_dir=out, total=len(files), note=None)

@@ -150,7 +150,7 @@ def collect_inputs(args: argparse.Namespace) -> tuple[list[Path], dict[Path, Pat
 
 
 def run(args: argparse.Namespace) -> int:
-    from salrank.apps.predict import predict_files
+    from salrank.apps.predict import check_targets, predict_files
     from salrank.errors import InputError
     from salrank.outputs import existing_outputs, output_names
     from salrank.ranker import Ranker
@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             print(f"all {skipped} images already have outputs in {out_dir}; nothing to do")
             return 0
+    check_targets(out_dir, names, options, Path(args.coco) if args.coco else None)  # before the model loads
     spec, config = model_spec(args)
     ranker = Ranker(spec, config=config, device=args.device, size=args.size, batch_size=args.batch_size, autocast=args.autocast)
     progress = not args.no_progress and not args.quiet

@@ -43,11 +43,12 @@ def add_caption(image: np.ndarray, text: str) -> np.ndarray:
     font = cv2.FONT_HERSHEY_SIMPLEX
     thickness = max(1, int(round(scale * 1.5)))
     # shorten the text until it fits the width
-    while True:
-        (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-        if tw <= w - 8 or len(text) <= 4:
+    full = text
+    for n in range(len(full), -1, -1):
+        text = full if n == len(full) else (full[:n].rstrip() + "..." if n else "")
+        (tw, th), _ = cv2.getTextSize(text or "x", font, scale, thickness)
+        if tw <= w - 8:
             break
-        text = text[: max(4, len(text) - max(2, (tw - w) // max(1, tw // len(text)) + 2))].rstrip() + "..."
     out = np.zeros((h + band, w, 3), np.uint8)
     out[:h] = image
     out[h:] = (32, 32, 32)
