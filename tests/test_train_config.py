@@ -146,3 +146,12 @@ def test_full_model_gradient_clipping() -> None:
     assert norm.item() == pytest.approx(5.0)
     assert torch.cat([a.grad, b.grad]).norm().item() == pytest.approx(1.0, rel=1e-5)
     assert clip_gradients([a, b], 0.0) is None
+
+
+def test_ppa_training_is_refused_with_a_reason() -> None:
+    from salrank.training.tasks import get_task
+
+    with pytest.raises(InputError, match="ppa is not available yet: its criterion"):
+        get_task("ppa")
+    with pytest.raises(InputError, match="no training task"):
+        get_task("nonsense")
