@@ -24,14 +24,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from salrank.data import load_dataset  # noqa: E402
-from salrank.data.synth import SynthConfig, generate_synth_dataset  # noqa: E402
-from salrank.evaluation import evaluate  # noqa: E402
-from salrank.training.baselines import BASELINES, reorder  # noqa: E402
-from salrank.training.config import load_train_config  # noqa: E402
-from salrank.training.engine import train  # noqa: E402
-from salrank.training.tasks import get_task  # noqa: E402
-from salrank.utils.io import read_image, write_json  # noqa: E402
+from salrank.data import load_dataset
+from salrank.data.synth import SynthConfig, generate_synth_dataset
+from salrank.evaluation import evaluate
+from salrank.training.baselines import BASELINES, reorder
+from salrank.training.config import load_train_config
+from salrank.training.engine import train
+from salrank.training.tasks import get_task
+from salrank.utils.io import read_image, write_json
 
 METRICS = ("sa_sor", "sor", "mae", "ap", "ar", "top1")
 

@@ -25,9 +25,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from salrank.training.config import load_train_config  # noqa: E402
-from salrank.training.optim import build_optimizer, clip_gradients  # noqa: E402
-from salrank.training.tasks import LossModule, get_task  # noqa: E402
+from salrank.training.config import load_train_config
+from salrank.training.optim import build_optimizer, clip_gradients
+from salrank.training.tasks import LossModule, get_task
 
 
 def synthetic_batch(batch: int, size: int, objects: int = 4, keypoints: bool = False) -> tuple[torch.Tensor, list[dict]]:

@@ -9,8 +9,19 @@ import torch
 from torch import nn
 
 from salrank.errors import InputError
-from salrank.training.config import TrainConfig, apply_overrides, list_recipes, load_train_config, recipe_path
-from salrank.training.optim import WarmupMultiStepLR, build_optimizer, clip_gradients, parameter_groups
+from salrank.training.config import (
+    TrainConfig,
+    apply_overrides,
+    list_recipes,
+    load_train_config,
+    recipe_path,
+)
+from salrank.training.optim import (
+    WarmupMultiStepLR,
+    build_optimizer,
+    clip_gradients,
+    parameter_groups,
+)
 
 RECIPES = (
     "seqrank_swinL_assr",

@@ -11,12 +11,22 @@ import pytest
 import torch
 
 from salrank.data import check_dataset, load_dataset
-from salrank.data.synth import MIN_SCORE_RATIO, SynthConfig, attention_score, generate_synth_dataset
+from salrank.data.synth import (
+    MIN_SCORE_RATIO,
+    SynthConfig,
+    attention_score,
+    generate_synth_dataset,
+)
 from salrank.errors import InputError
 from salrank.structures import COCO_KEYPOINT_NAMES
 from salrank.training.datasets import SampleOptions, SORTrainingDataset, collate_samples
 from salrank.training.samplers import SampleKey, TrainBatchSampler, shard_indices
-from salrank.training.transforms import FLIP_PERMUTATION, hflip, resize_shortest_edge, shortest_edge_size
+from salrank.training.transforms import (
+    FLIP_PERMUTATION,
+    hflip,
+    resize_shortest_edge,
+    shortest_edge_size,
+)
 
 
 @pytest.fixture(scope="module")

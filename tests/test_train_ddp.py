@@ -55,7 +55,11 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
 
     from salrank.data import load_dataset
     from salrank.training.datasets import SORTrainingDataset, collate_samples
-    from salrank.training.distributed import all_gather_objects, init_distributed, wrap_ddp
+    from salrank.training.distributed import (
+        all_gather_objects,
+        init_distributed,
+        wrap_ddp,
+    )
     from salrank.training.engine import evaluate_model, seed_everything, train
     from salrank.training.samplers import TrainBatchSampler
     from salrank.training.tasks import LossModule, get_task

@@ -24,7 +24,11 @@ from salrank.training.losses import (
     sample_points,
     take_points,
 )
-from salrank.training.losses.seqrank_criterion import SeqRankCriterion, SeqRankLossConfig, sequential_saliency_loss
+from salrank.training.losses.seqrank_criterion import (
+    SeqRankCriterion,
+    SeqRankLossConfig,
+    sequential_saliency_loss,
+)
 from salrank.training.matcher import HungarianMatcher
 
 

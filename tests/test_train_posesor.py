@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from salrank.training.losses.posesor_criterion import gaussian_focal_loss, gaussian_targets, heatmap_focal_loss
+from salrank.training.losses.posesor_criterion import (
+    gaussian_focal_loss,
+    gaussian_targets,
+    heatmap_focal_loss,
+)
 
 
 def test_gaussian_focal_loss_reference() -> None:
@@ -28,8 +32,8 @@ def test_gaussian_targets_peak_at_the_joint() -> None:
 
 
 def test_posesor_training_step(tmp_path: Path) -> None:
-    from salrank.data.synth import SynthConfig, generate_synth_dataset
     from salrank.data import load_dataset
+    from salrank.data.synth import SynthConfig, generate_synth_dataset
     from salrank.training.config import load_train_config
     from salrank.training.datasets import SORTrainingDataset, collate_samples
     from salrank.training.samplers import TrainBatchSampler

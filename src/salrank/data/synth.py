@@ -50,8 +50,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "SPLITS",
     "MIN_SCORE_RATIO",
+    "SPLITS",
     "SynthConfig",
     "SynthObject",
     "SynthScene",

@@ -46,7 +46,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def capture_rng_state() -> dict[str, Any]:
     """This process's RNG states as tensors and plain numbers (``weights_only``-loadable)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    _kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": _python_state_to_tensor(random.getstate()),
         "numpy": {"keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},

@@ -306,7 +306,7 @@ def _parse_value(text: str) -> Any:
     return value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any], cls: type = None) -> dict[str, Any]:  # type: ignore[assignment]
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any], cls: type | None = None) -> dict[str, Any]:
     """Apply ``["a.b=1", ...]`` (or ``{"a.b": 1}``) to the config dict ``data`` of dataclass ``cls``.
 
     Values are parsed as YAML and converted to the declared field type; unknown keys raise
@@ -371,7 +371,7 @@ def recipe_path(name_or_path: str | os.PathLike[str]) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
-    stem = p.name[:-5] if p.name.endswith(".yaml") else p.name
+    stem = p.name.removesuffix(".yaml")
     candidate = RECIPE_DIR / f"{stem}.yaml"
     if str(p) == p.name and candidate.is_file():
         return candidate

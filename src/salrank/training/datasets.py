@@ -32,7 +32,12 @@ import torch
 from salrank.errors import InputError
 from salrank.structures import NUM_KEYPOINTS, GTImage, SORDataset
 from salrank.training.samplers import SampleKey
-from salrank.training.transforms import hflip, resize_masks, resize_shortest_edge, resize_square
+from salrank.training.transforms import (
+    hflip,
+    resize_masks,
+    resize_shortest_edge,
+    resize_square,
+)
 
 logger = logging.getLogger(__name__)
 

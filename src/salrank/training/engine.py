@@ -43,9 +43,23 @@ import torch
 import yaml
 
 from salrank.errors import InputError
-from salrank.training.checkpointing import Checkpointer, capture_rng_state, restore_training_state, training_state, unwrap
+from salrank.training.checkpointing import (
+    Checkpointer,
+    capture_rng_state,
+    restore_training_state,
+    training_state,
+    unwrap,
+)
 from salrank.training.config import TrainConfig
-from salrank.training.distributed import DistInfo, all_gather_objects, barrier, broadcast_object, init_distributed, reduce_mean, wrap_ddp
+from salrank.training.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    reduce_mean,
+    wrap_ddp,
+)
 from salrank.training.logger import TrainLogger
 from salrank.training.optim import build_lr_scheduler, build_optimizer, clip_gradients
 from salrank.training.samplers import TrainBatchSampler, shard_indices
@@ -271,8 +285,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
             if better:
                 result.best = {"metric": cfg.eval.metric, "value": value, "iter": iteration}
                 if info.is_main:
-                    from salrank.utils.io import atomic_write
                     import io
+
+                    from salrank.utils.io import atomic_write
 
                     buf = io.BytesIO()
                     torch.save({"model": unwrap(module.model).state_dict(), "iteration": iteration, "metrics": metrics}, buf)

@@ -24,7 +24,11 @@ import torch
 from torch import Tensor
 
 from salrank.training.losses.mask_losses import pairwise_mask_cost
-from salrank.training.losses.point_sampling import sample_logits_at, sample_points, take_points
+from salrank.training.losses.point_sampling import (
+    sample_logits_at,
+    sample_points,
+    take_points,
+)
 
 __all__ = ["HungarianMatcher", "Matching"]
 

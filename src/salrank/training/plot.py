@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -98,7 +97,3 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, metrics: Sequen
     target = Path(out) if out is not None else run / "curves.png"
     write_bytes(target, buf.getvalue())
     return target
-
-
-def _unused(_: Any) -> None:  # pragma: no cover
-    pass

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from salrank.config import config_from_dict, config_to_dict
@@ -28,7 +27,7 @@ from salrank.training.datasets import SampleOptions
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LossModule", "TASKS", "TrainingTask", "get_task"]
+__all__ = ["TASKS", "LossModule", "TrainingTask", "get_task"]
 
 
 def _with_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
@@ -86,7 +85,11 @@ class TrainingTask:
         """``cfg.model.weights`` (whole model) or ``cfg.model.pretrained_backbone``."""
         m = cfg.model
         if m.weights:
-            from salrank.checkpoint import is_safetensors, load_state_dict_into, read_safetensors
+            from salrank.checkpoint import (
+                is_safetensors,
+                load_state_dict_into,
+                read_safetensors,
+            )
 
             if is_safetensors(m.weights):
                 tensors, _ = read_safetensors(m.weights)
@@ -152,7 +155,10 @@ class SeqRankTask(TrainingTask):
             logger.debug("backbone weights: %s", report.summary())
 
     def build_criterion(self, cfg: TrainConfig) -> Any:
-        from salrank.training.losses.seqrank_criterion import SeqRankCriterion, SeqRankLossConfig
+        from salrank.training.losses.seqrank_criterion import (
+            SeqRankCriterion,
+            SeqRankLossConfig,
+        )
 
         return SeqRankCriterion(_loss_config(SeqRankLossConfig, cfg.loss))
 
@@ -197,7 +203,10 @@ class PoseSORTask(TrainingTask):
     def load_backbone(self, model: nn.Module, source: str) -> None:
         from pathlib import Path
 
-        from salrank.modeling.backbones.pretrained import load_resnet_pretrained, load_swin_pretrained
+        from salrank.modeling.backbones.pretrained import (
+            load_resnet_pretrained,
+            load_swin_pretrained,
+        )
 
         path = source
         if not Path(source).is_file():
@@ -209,7 +218,10 @@ class PoseSORTask(TrainingTask):
         logger.info("backbone ImageNet weights: %s", source)
 
     def build_criterion(self, cfg: TrainConfig) -> Any:
-        from salrank.training.losses.posesor_criterion import PoseSORCriterion, PoseSORLossConfig
+        from salrank.training.losses.posesor_criterion import (
+            PoseSORCriterion,
+            PoseSORLossConfig,
+        )
 
         return PoseSORCriterion(_loss_config(PoseSORLossConfig, cfg.loss))
 

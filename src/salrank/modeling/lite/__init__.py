@@ -29,7 +29,13 @@ from typing import Any
 from salrank.config import config_from_dict
 from salrank.modeling.registry import register_model
 from salrank.modeling.seqrank import SEQRANK_PRESETS, SeqRank, SeqRankConfig
-from salrank.modeling.seqrank.config import BackboneConfig, FoveaConfig, InputConfig, RankingConfig, TransformerConfig
+from salrank.modeling.seqrank.config import (
+    BackboneConfig,
+    FoveaConfig,
+    InputConfig,
+    RankingConfig,
+    TransformerConfig,
+)
 
 __all__ = ["build_seqrank_lite", "seqrank_lite_config", "seqrank_lite_tiny_config"]
 

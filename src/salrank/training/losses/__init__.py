@@ -14,9 +14,18 @@ from salrank.training.losses.box_losses import (
     generalized_box_iou_loss,
     masks_to_boxes_normalised,
 )
-from salrank.training.losses.mask_losses import bce_dice_loss, pairwise_mask_cost, point_sampled_mask_loss
+from salrank.training.losses.mask_losses import (
+    bce_dice_loss,
+    pairwise_mask_cost,
+    point_sampled_mask_loss,
+)
 from salrank.training.losses.objectness import objectness_loss
-from salrank.training.losses.point_sampling import PointSample, sample_logits_at, sample_points, take_points
+from salrank.training.losses.point_sampling import (
+    PointSample,
+    sample_logits_at,
+    sample_points,
+    take_points,
+)
 
 __all__ = [
     "PointSample",

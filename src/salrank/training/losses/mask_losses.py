@@ -13,11 +13,15 @@ matcher's cost), from point values shared by all pairs, as the official matcher 
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from salrank.training.losses.point_sampling import PointSample, sample_logits_at, sample_points, take_points
+from salrank.training.losses.point_sampling import (
+    PointSample,
+    sample_logits_at,
+    sample_points,
+    take_points,
+)
 
 __all__ = ["bce_dice_loss", "pairwise_mask_cost", "point_sampled_mask_loss"]
 

@@ -32,7 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from salrank.training.losses.box_losses import box_cxcyhw_to_xyxy, box_l1_giou_loss, masks_to_boxes_normalised
+from salrank.training.losses.box_losses import (
+    box_cxcyhw_to_xyxy,
+    box_l1_giou_loss,
+    masks_to_boxes_normalised,
+)
 from salrank.training.losses.mask_losses import point_sampled_mask_loss
 from salrank.training.losses.objectness import objectness_loss
 from salrank.training.matcher import HungarianMatcher, Matching
