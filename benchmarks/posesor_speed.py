@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -66,19 +67,26 @@ def time_calls(model, image_path: Path, runs: int, device: str, dtype: torch.dty
     def call():
         if device == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         with torch.autocast(device_type=device, dtype=dtype, enabled=dtype is not None):
             result = model.predict([read_image(image_path)], [image_path.stem])[0]
         if device == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - t0, result
+        return time.perf_counter() - t0, cpu_seconds() - c0, result
 
-    warm, _ = call()
-    times, result = [], None
+    warm, _, _ = call()
+    times, cpu, result = [], [], None
     for _ in range(runs):
-        t, result = call()
+        t, c, result = call()
         times.append(t)
-    return warm, times, result
+        cpu.append(c)
+    return warm, times, cpu, result
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads): less sensitive than wall time to other load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def profile(model, image_path: Path) -> dict[str, float]:
@@ -154,7 +162,8 @@ def main() -> int:
         model = build(args.seed, args.device)
         build_s = time.perf_counter() - t0
         n_params = sum(p.numel() for p in model.parameters())
-        warm, times, result = time_calls(model, image, args.runs, args.device, dtype)
+        load_before = os.getloadavg()[0]
+        warm, times, cpu, result = time_calls(model, image, args.runs, args.device, dtype)
         median = statistics.median(times)
         hits = int(result.extras["query_index"].size) + sum(len(g) - 1 for g in result.extras["merged_queries"])
         report = {
@@ -170,7 +179,9 @@ def main() -> int:
             "warmup_s": round(warm, 3),
             "runs_s": [round(t, 3) for t in times],
             "median_s": round(median, 3),
+            "cpu_s_per_call": [round(c, 2) for c in cpu],
             "peak_rss_GiB": round(peak_rss_gib(), 2),
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
         if args.device == "cpu":
             report.update(

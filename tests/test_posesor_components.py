@@ -156,7 +156,7 @@ def test_predict_outputs_and_options():
     assert ex["explicit_keypoints"].shape == (n, 17, 3) and ex["query_index"].shape == (n,)
     assert ex["partitions"].shape == (n, 8, 8) and ex["partition_logits"].shape == (n, 8, 8)
     assert ex["heatmaps"].shape == (n, 17, 16, 16) and ex["rank_probabilities"].shape == (n, 20)
-    assert sorted(q for g in ex["merged_queries"] for q in g) == sorted(set(q for g in ex["merged_queries"] for q in g))
+    assert sorted(q for g in ex["merged_queries"] for q in g) == sorted({q for g in ex["merged_queries"] for q in g})
     plain = model.predict([image])[0]
     assert "partitions" not in plain.extras and "heatmaps" not in plain.extras
     with pytest.raises(Exception, match="RGB uint8"):

@@ -42,20 +42,22 @@ def test_full_size_dump_is_the_released_model(shared_fixtures):
 
 
 def test_base_and_swinl_with_base_inheritance(tmp_path):
-    (tmp_path / "base.yaml").write_text(
-        yaml.safe_dump(
-            {"MODEL": {"META_ARCHITECTURE": "PoseSOR", "PIXEL_MEAN": [123.675, 116.28, 103.53], "PIXEL_STD": [58.395, 57.12, 57.375],
-                       "SIS_HEAD": {"NUM_BLOCKS": 6}, "ACTOR_INTERACTION": {"NAME": "PAI", "NUM_LAYERS": 1, "KEY_FEATURE": "res3", "SCENE_BINS": [4, 4]},
-                       "POSE_SHIFT": {"NAME": "PDR", "MASK_KEY": "res3"}},
-             "INPUT": {"TEST_IMAGE_SIZE": 768}}  # fmt: skip
-        )
-    )
-    (tmp_path / "swinL.yaml").write_text(
-        yaml.safe_dump(
-            {"_BASE_": "base.yaml", "MODEL": {"BACKBONE": {"NAME": "D2SwinTransformer", "NUM_FEATURES": [192, 384, 768, 1536]},
-             "SWIN": {"EMBED_DIM": 192, "DEPTHS": [2, 2, 18, 2], "NUM_HEADS": [6, 12, 24, 48], "WINDOW_SIZE": 12, "DROP_PATH_RATE": 0.2, "PRETRAIN_IMG_SIZE": 384}}}  # fmt: skip
-        )
-    )
+    base = {
+        "MODEL": {
+            "META_ARCHITECTURE": "PoseSOR",
+            "PIXEL_MEAN": [123.675, 116.28, 103.53],
+            "PIXEL_STD": [58.395, 57.12, 57.375],
+            "SIS_HEAD": {"NUM_BLOCKS": 6},
+            "ACTOR_INTERACTION": {"NAME": "PAI", "NUM_LAYERS": 1, "KEY_FEATURE": "res3", "SCENE_BINS": [4, 4]},
+            "POSE_SHIFT": {"NAME": "PDR", "MASK_KEY": "res3"},
+        },
+        "INPUT": {"TEST_IMAGE_SIZE": 768},
+    }
+    swin = {"EMBED_DIM": 192, "DEPTHS": [2, 2, 18, 2], "NUM_HEADS": [6, 12, 24, 48], "WINDOW_SIZE": 12, "DROP_PATH_RATE": 0.2}
+    swin["PRETRAIN_IMG_SIZE"] = 384
+    swin_l = {"_BASE_": "base.yaml", "MODEL": {"BACKBONE": {"NAME": "D2SwinTransformer", "NUM_FEATURES": [192, 384, 768, 1536]}, "SWIN": swin}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "swinL.yaml").write_text(yaml.safe_dump(swin_l))
     assert posesor_config_from_official_yaml(tmp_path / "swinL.yaml") == posesor_swinl_config()
 
 

@@ -63,7 +63,9 @@ def test_eval_scores_joints_when_the_gt_has_keypoints(dataset_and_predictions, t
     image = dataset.images[0]
     pred = {p.image_name: p for p in preds}[image.image_id]
     gt_kp = np.stack([inst.keypoints for inst in image.instances]) / np.array([image.width, image.height, 1], np.float32)
-    from salrank.evaluation.seqrank_protocol import seqrank_matching  # the Hungarian pairs the protocol uses
+    from salrank.evaluation.seqrank_protocol import (
+        seqrank_matching,  # the Hungarian pairs the protocol uses
+    )
 
     pairs = seqrank_matching(image.gt_masks(), pred.masks)
     expected = joint_metrics(gt_kp, normalise_keypoints(pred.keypoints, pred.height, pred.width), pairs.gt_ind, pairs.pred_ind)
@@ -80,7 +82,7 @@ def test_eval_scores_joints_when_the_gt_has_keypoints(dataset_and_predictions, t
 
 
 def test_predictor_and_salrank_weights_round_trip(dataset_and_predictions, tmp_path):
-    root, _, dataset, preds = dataset_and_predictions
+    _, _, dataset, _ = dataset_and_predictions
     torch.manual_seed(0)
     model = build_model(posesor_tiny_config())
     model.cfg.input.test_image_size = 64

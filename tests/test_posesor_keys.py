@@ -88,7 +88,6 @@ def test_ablation_listings_map_onto_their_variant(listing, name):
 
 @pytest.mark.fixtures
 def test_id2_is_the_listing_without_scene_tokens(listing):
-    _, official = listing
     full = set(shapes_on_meta(posesor_swinl_config("full")))
     id2 = set(shapes_on_meta(posesor_swinl_config("id2")))
     assert sorted(full - id2) == [f"pose_interaction.blocks.{i}.scene_norm.{p}" for i in range(3) for p in ("bias", "weight")]

@@ -138,5 +138,5 @@ def skeleton_overlay(image: np.ndarray, result: RankedInstances, threshold: floa
     ``width`` defaults to 2 px per 640 px of the longer image side (at least 2).
     """
     if width is None:
-        width = max(2, int(round(max(result.height, result.width) / 320)))
+        width = max(2, round(max(result.height, result.width) / 320))
     return draw_skeletons(overlay(image, result, **overlay_kwargs), _keypoints(result), threshold, width)

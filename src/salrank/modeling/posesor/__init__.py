@@ -36,12 +36,36 @@ from salrank.modeling.posesor.config import (
     posesor_tiny_config,
     register_posesor_preset,
 )
-from salrank.modeling.posesor.key_map import POSESOR_KEY_MAP, checkpoint_variant, describe_checkpoint, load_official_posesor_checkpoint
-from salrank.modeling.posesor.pose_interaction import PAIOutput, PAIPrediction, PoseAwareInteraction
+from salrank.modeling.posesor.key_map import (
+    POSESOR_KEY_MAP,
+    checkpoint_variant,
+    describe_checkpoint,
+    load_official_posesor_checkpoint,
+)
+from salrank.modeling.posesor.pose_interaction import (
+    PAIOutput,
+    PAIPrediction,
+    PoseAwareInteraction,
+)
 from salrank.modeling.posesor.pose_ranking import PDROutput, PoseDrivenRanking
-from salrank.modeling.posesor.posesor import PoseSOR, PoseSORFeatures, PoseSORPrediction, build_posesor, resize_for_posesor
-from salrank.modeling.posesor.query_selection import QuerySlots, gather_query_slots, select_hit_queries
-from salrank.modeling.posesor.readout import heatmap_argmax, merge_duplicates, partition_maps, rank_scores
+from salrank.modeling.posesor.posesor import (
+    PoseSOR,
+    PoseSORFeatures,
+    PoseSORPrediction,
+    build_posesor,
+    resize_for_posesor,
+)
+from salrank.modeling.posesor.query_selection import (
+    QuerySlots,
+    gather_query_slots,
+    select_hit_queries,
+)
+from salrank.modeling.posesor.readout import (
+    heatmap_argmax,
+    merge_duplicates,
+    partition_maps,
+    rank_scores,
+)
 from salrank.modeling.posesor.sis_decoder import SISDecoder, SISOutput, SISPrediction
 
 
@@ -61,15 +85,15 @@ def load_posesor_from_official(
 
 
 __all__ = [
-    "PAIConfig",
-    "PAIOutput",
-    "PAIPrediction",
     "PAI_VARIANTS",
-    "PDRConfig",
-    "PDROutput",
     "PDR_VARIANTS",
     "POSESOR_KEY_MAP",
     "POSESOR_PRESETS",
+    "PAIConfig",
+    "PAIOutput",
+    "PAIPrediction",
+    "PDRConfig",
+    "PDROutput",
     "PoseAwareInteraction",
     "PoseDrivenRanking",
     "PoseSOR",

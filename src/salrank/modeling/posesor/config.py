@@ -22,19 +22,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from salrank.config import cfg_get, config_from_dict, config_to_dict, detect_architecture, load_official_yaml
+from salrank.config import (
+    cfg_get,
+    config_from_dict,
+    config_to_dict,
+    detect_architecture,
+    load_official_yaml,
+)
 from salrank.errors import InputError
-from salrank.modeling.backbones import ResNetConfig, SwinConfig, backbone_config_from_official
+from salrank.modeling.backbones import (
+    ResNetConfig,
+    SwinConfig,
+    backbone_config_from_official,
+)
 from salrank.modeling.necks import NeckConfig
 
 __all__ = [
     "FEATURE_NAMES",
-    "PoseSORBackboneConfig",
-    "PAIConfig",
     "PAI_VARIANTS",
-    "PDRConfig",
     "PDR_VARIANTS",
     "POSESOR_PRESETS",
+    "PAIConfig",
+    "PDRConfig",
+    "PoseSORBackboneConfig",
     "PoseSORConfig",
     "PoseSORInputConfig",
     "PoseSORTestConfig",
@@ -144,13 +154,13 @@ class PAIConfig:
 
 
 PAI_VARIANTS: dict[str, dict[str, bool]] = {
-    "PAI": dict(scene_tokens=True, object_gating=True, sub_pose_tokens=True, joint_interaction=True, interaction_blocks=True),
-    "PAIID2": dict(scene_tokens=False, object_gating=True, sub_pose_tokens=True, joint_interaction=True, interaction_blocks=True),
-    "PAIID3": dict(scene_tokens=True, object_gating=False, sub_pose_tokens=True, joint_interaction=True, interaction_blocks=True),
-    "PAIID4": dict(scene_tokens=True, object_gating=True, sub_pose_tokens=False, joint_interaction=True, interaction_blocks=True),
-    "PAIID6": dict(scene_tokens=False, object_gating=True, sub_pose_tokens=False, joint_interaction=True, interaction_blocks=True),
-    "PAIID8": dict(scene_tokens=True, object_gating=False, sub_pose_tokens=False, joint_interaction=False, interaction_blocks=True),
-    "PAIID9": dict(scene_tokens=False, object_gating=False, sub_pose_tokens=False, joint_interaction=False, interaction_blocks=False),
+    "PAI": {"scene_tokens": True, "object_gating": True, "sub_pose_tokens": True, "joint_interaction": True, "interaction_blocks": True},
+    "PAIID2": {"scene_tokens": False, "object_gating": True, "sub_pose_tokens": True, "joint_interaction": True, "interaction_blocks": True},
+    "PAIID3": {"scene_tokens": True, "object_gating": False, "sub_pose_tokens": True, "joint_interaction": True, "interaction_blocks": True},
+    "PAIID4": {"scene_tokens": True, "object_gating": True, "sub_pose_tokens": False, "joint_interaction": True, "interaction_blocks": True},
+    "PAIID6": {"scene_tokens": False, "object_gating": True, "sub_pose_tokens": False, "joint_interaction": True, "interaction_blocks": True},
+    "PAIID8": {"scene_tokens": True, "object_gating": False, "sub_pose_tokens": False, "joint_interaction": False, "interaction_blocks": True},
+    "PAIID9": {"scene_tokens": False, "object_gating": False, "sub_pose_tokens": False, "joint_interaction": False, "interaction_blocks": False},
 }
 """Official PAI module names -> :class:`PAIConfig` switches (``network/modules/pai*.py``).
 
@@ -189,10 +199,10 @@ class PDRConfig:
 
 
 PDR_VARIANTS: dict[str, dict[str, bool]] = {
-    "PDR": dict(direction_tokens=True, pairwise_relation=True, ranking_module=True),
-    "PDRDCL": dict(direction_tokens=True, pairwise_relation=False, ranking_module=True),
-    "PDRRI": dict(direction_tokens=False, pairwise_relation=True, ranking_module=True),
-    "PDRID8": dict(direction_tokens=False, pairwise_relation=False, ranking_module=False),
+    "PDR": {"direction_tokens": True, "pairwise_relation": True, "ranking_module": True},
+    "PDRDCL": {"direction_tokens": True, "pairwise_relation": False, "ranking_module": True},
+    "PDRRI": {"direction_tokens": False, "pairwise_relation": True, "ranking_module": True},
+    "PDRID8": {"direction_tokens": False, "pairwise_relation": False, "ranking_module": False},
 }
 """Official PDR module names -> :class:`PDRConfig` switches (``network/modules/pdr*.py``)."""
 

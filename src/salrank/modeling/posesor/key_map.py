@@ -24,8 +24,13 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from salrank.checkpoint import KeyMap, LoadReport, load_state_dict_into, read_official_checkpoint
-from salrank.errors import CheckpointError
+from salrank.checkpoint import (
+    KeyMap,
+    LoadReport,
+    load_state_dict_into,
+    read_official_checkpoint,
+)
+from salrank.errors import CheckpointError, InputError
 from salrank.modeling.backbones import ResNet, SwinTransformer
 from salrank.modeling.layers import LearnablePE
 from salrank.modeling.necks import FPN, FrcPN
@@ -67,7 +72,7 @@ def describe_checkpoint(keys: Mapping[str, Tensor] | list[str]) -> str:
         from salrank.weights.verify import identify
 
         sig = identify({k: tuple(v) for k, v in shapes.items()})
-    except Exception:  # pragma: no cover - verification tables unavailable
+    except (ImportError, KeyError, ValueError):  # pragma: no cover - verification tables unavailable
         sig = None
     if sig is not None:
         return f"a {sig.label} checkpoint"
@@ -84,7 +89,7 @@ def checkpoint_variant(keys: list[str] | Mapping[str, Tensor]) -> str:
     ``"+PDRID8"`` when the ranking module is reduced to its head.
     """
     names = list(keys)
-    has = lambda pattern: any(k.startswith(pattern) for k in names)  # noqa: E731
+    has = lambda pattern: any(k.startswith(pattern) for k in names)
     if not has("actor_interaction.blocks."):
         out = "id9 (no PAI interaction blocks)"
     elif not has("actor_interaction.blocks.0.inner_joints_ia."):
@@ -128,7 +133,7 @@ def load_official_posesor_checkpoint(
         if cfg is not None:
             try:
                 wanted = f" The model was built as PoseSOR variant {cfg.variant!r}."
-            except Exception:  # pragma: no cover - a config with an unofficial combination
+            except InputError:  # pragma: no cover - a config with an unofficial combination
                 wanted = ""
         hint = ""
         file_variant = checkpoint_variant(sd)

@@ -57,7 +57,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from salrank.modeling.layers import Attention, FeedForward
-from salrank.modeling.posesor.common import NormedMLP, QueryBlock, attention_bias, escape, normed_mlp_key_rules, xavier_init_
+from salrank.modeling.posesor.common import (
+    NormedMLP,
+    QueryBlock,
+    attention_bias,
+    escape,
+    normed_mlp_key_rules,
+    xavier_init_,
+)
 from salrank.modeling.posesor.config import PAIConfig
 
 __all__ = ["InteractionBlock", "PAIHead", "PAIOutput", "PAIPrediction", "PoseAwareInteraction", "gated_cross_attention"]
@@ -348,7 +355,6 @@ class PoseAwareInteraction(nn.Module):
             heatmaps: which head applications compute heatmaps: ``"all"``, ``"last"`` or ``"none"``.
         """
         cfg = self.cfg
-        b, n, c = q.shape
         joints = self.joint_embed.unsqueeze(1) + q.unsqueeze(2)  # B, n, K, C
         joints_pe = self.joint_pe.unsqueeze(1) + qpe.unsqueeze(2) if cfg.interaction_blocks else None
         feature = self.head.project(feats[cfg.mask_key])

@@ -37,7 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from salrank.modeling.posesor.common import NormedMLP, escape, normed_mlp_key_rules, xavier_init_
+from salrank.modeling.posesor.common import (
+    NormedMLP,
+    escape,
+    normed_mlp_key_rules,
+    xavier_init_,
+)
 from salrank.modeling.posesor.config import PDRConfig
 
 __all__ = ["DirectionMixer", "PDRHead", "PDROutput", "PoseDrivenRanking"]
@@ -153,7 +158,7 @@ class PoseDrivenRanking(nn.Module):
 
     def next_object(self, q: Tensor, pose: Tensor, z: Tensor) -> Tensor:
         """Steps 1-5: the next-object representation ``(B, n, C)``."""
-        b, n, k, c = pose.shape
+        b = pose.shape[0]
         directions = self.direction_cues(self.to_directions(pose.transpose(-1, -2)).transpose(-1, -2))  # B, n, D, C
         cues = self.coordinate_cues(pose)
         cues = torch.cat([cues, self.background_cues.unsqueeze(0).expand(b, -1, -1, -1)], dim=1)  # B, n+1, K, C

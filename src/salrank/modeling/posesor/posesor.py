@@ -44,8 +44,18 @@ from salrank.modeling.necks import build_neck
 from salrank.modeling.posesor.config import PoseSORConfig
 from salrank.modeling.posesor.pose_interaction import PAIOutput, PoseAwareInteraction
 from salrank.modeling.posesor.pose_ranking import PDROutput, PoseDrivenRanking
-from salrank.modeling.posesor.query_selection import QuerySlots, gather_query_slots, select_hit_queries
-from salrank.modeling.posesor.readout import boxes_to_pixels, heatmap_argmax, merge_duplicates, rank_scores, upsample_masks
+from salrank.modeling.posesor.query_selection import (
+    QuerySlots,
+    gather_query_slots,
+    select_hit_queries,
+)
+from salrank.modeling.posesor.readout import (
+    boxes_to_pixels,
+    heatmap_argmax,
+    merge_duplicates,
+    rank_scores,
+    upsample_masks,
+)
 from salrank.modeling.posesor.sis_decoder import SISDecoder, SISOutput
 from salrank.modeling.registry import register_model
 from salrank.structures import RankedInstances

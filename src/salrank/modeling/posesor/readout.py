@@ -19,22 +19,25 @@ Joints without full-resolution heatmaps. The official code upsamples all ``17 x 
 image size and keeps them (17 full-size maps per object: most of its 10.7 GiB peak at 768 px with 100
 objects). Only the argmax is needed. :func:`heatmap_argmax` with ``method="certified"`` finds it from the
 low-resolution map: every output pixel of a bilinear resize is a convex combination of one 2x2 block of
-input values, so a block whose largest value is below the best output value found so far cannot hold the
-maximum; the output pixels of the remaining blocks are evaluated (in float64, with the resize's own
-float32 weights). The answer is **certified** when the best output value beats every other output pixel
-by more than a margin that covers float32 rounding of PyTorch's resize (a few ulps of the map's largest
-magnitude, plus the difference between the weights with and without fused multiply-add) and guarantees
-that the softmax cannot create a tie (a gap of 4e-6 keeps ``exp`` and the division strictly ordered).
-Maps whose answer is not certified (near-ties, flat maps) fall back to the official full-resolution
-computation for that map alone, so the result is the official one in every case (checked against the
-full path in ``tests/test_posesor_readout.py``). Outputs whose height + width is at most 128 use a
+input values, with weights the resize fixes, so a block whose bound (its largest value, then a tighter
+bound using the largest weight its pixels give that value) is below the best output value found near the
+input maximum cannot hold the maximum; the output pixels of the few remaining blocks are evaluated (in
+float64, with the resize's own float32 weights). The answer is **certified** when the best output value
+beats every other output pixel by more than a margin that covers float32 rounding of PyTorch's resize
+(a few ulps of the map's largest magnitude, plus the difference between the weights with and without fused
+multiply-add) and guarantees that the softmax cannot create a tie (a gap of 4e-6 keeps ``exp`` and the
+division strictly ordered). Output positions that copy an earlier one exactly (the clamped first rows and
+columns) are skipped: the earlier one wins any tie. Maps whose answer is not certified (near-ties, ties at
+the far border, flat maps) are resized by PyTorch itself and decided on the exact values, with the
+official softmax evaluated when two values are closer than the gap without being equal; so the result is
+the official one in every case (checked against the full path in ``tests/test_posesor_readout.py``).
+Outputs whose height + width is at most 128 use a
 different PyTorch kernel whose arithmetic depends on the tensor layout; they always take the official
 path on the whole tensor (cheap at that size).
 
-The merge keeps the official float32 arithmetic of ``maskness`` but gets the overlap counts from a
-matrix product computed once (updated row by row after each merge) instead of re-multiplying mask pairs.
-Counts are exact integers; the official code sums them as float32, which is exact below 2^24 pixels per
-mask (16.7 MP), the only place where the two could differ.
+The merge keeps the official float32 arithmetic of ``maskness`` but counts overlaps with popcounts of
+packed bit masks instead of multiplying float masks. Counts are exact integers; the official code sums them
+as float32, which is exact below 2^24 pixels per mask (16.7 MP), the only place where the two could differ.
 """
 
 from __future__ import annotations
@@ -293,7 +296,7 @@ def _certified_argmax(maps: Tensor, height: int, width: int) -> tuple[Tensor, Te
     block_max = maps.clone()
     torch.maximum(block_max[:, :-1], maps[:, 1:], out=block_max[:, :-1])
     torch.maximum(block_max[:, :, :-1], block_max[:, :, 1:].clone(), out=block_max[:, :, :-1])
-    loose = (block_max >= torch.nextafter(threshold.float(), torch.tensor(float("-inf"))).view(-1, 1, 1)) & has_pixels
+    loose = (block_max >= torch.nextafter(threshold.float(), threshold.new_tensor(float("-inf"), dtype=torch.float32)).view(-1, 1, 1)) & has_pixels
     m_idx, bi, bj = torch.nonzero(loose, as_tuple=True)
     # (3) of those, the blocks whose tight bound reaches it
     r0, r1 = _corner_weight_bounds(ty, h)
@@ -356,8 +359,11 @@ def heatmap_argmax(
     for s in range(0, num_objects, chunk):
         maps = get(range(s, min(num_objects, s + chunk)))  # k, K, h, w
         k, joints, h, w = maps.shape
-        if method == "full":
-            flat = _official_argmax(maps, height, width)
+        if method == "full":  # maps in groups that keep the resized float maps within the work budget
+            flat_maps = maps.reshape(k * joints, 1, h, w)
+            group = max(1, _CHUNK_ELEMENTS // (height * width))
+            flat = torch.cat([_official_argmax(flat_maps[g : g + group], height, width) for g in range(0, k * joints, group)])
+            flat = flat.view(k, joints)
         else:
             flat_maps = maps.reshape(k * joints, h, w).float()
             index, certified = _certified_argmax(flat_maps, height, width)
