@@ -94,6 +94,11 @@ def test_outputs_exist_at_each_images_size(photo_run: dict) -> None:
         data = json.loads((out / "json" / f"{name}.json").read_text())
         assert data["model"] == "salrank-default" and (data["width"], data["height"]) == (w, h)
         assert [inst["rank"] for inst in data["instances"]] == list(range(1, len(data["instances"]) + 1))
+        skeleton = out / "skeletons" / f"{name}.png"
+        has_pose = any("keypoints" in inst for inst in data["instances"])  # people found (MediaPipe installed)
+        assert skeleton.is_file() == has_pose
+        if has_pose:
+            assert _size(skeleton) == (w, h)
         masks = sorted((out / "masks" / name).glob("rank*.png"))
         assert len(masks) == len(data["instances"])
         if masks:

@@ -179,7 +179,7 @@ def _describe_model(name: str) -> str:
     from salrank.ranker import DEFAULT_MODEL_NOTE
 
     if name == "default":
-        return f"**salrank-default**: {html.escape(DEFAULT_MODEL_NOTE)}"
+        return html.escape(DEFAULT_MODEL_NOTE).replace("salrank-default", "**salrank-default**", 1)
     try:
         from salrank.weights import get_entry, has_entry
 

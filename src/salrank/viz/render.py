@@ -71,7 +71,7 @@ def skeleton_composite(result: RankedInstances, image: np.ndarray | None = None)
         return None
     from salrank.viz import skeleton
 
-    return skeleton.skeleton_composite(result)
+    return skeleton.skeleton_composition(result)
 
 
 def render(
