@@ -417,7 +417,7 @@ def launch(
         server_port=port,
         share=False,
         inbrowser=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,  # returns once the server is up; block_thread() below waits
         quiet=True,
         max_file_size=f"{settings.max_upload_mb:g}mb",
         ssr_mode=False,
