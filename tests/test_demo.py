@@ -164,7 +164,7 @@ def demo_server():  # noqa: ANN201
         env=env,
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
+    deadline = time.time() + 180  # about 10 s on an idle machine; much more on a busy one
     while time.time() < deadline:
         if proc.poll() is not None:
             break
@@ -175,7 +175,7 @@ def demo_server():  # noqa: ANN201
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("the demo server did not start within 90 s:\n" + Path(log.name).read_text()[-3000:])
+        pytest.fail("the demo server did not start within 180 s:\n" + Path(log.name).read_text()[-3000:])
     if proc.poll() is not None:
         pytest.fail("the demo server exited:\n" + Path(log.name).read_text()[-3000:])
     yield url
@@ -239,7 +239,7 @@ def test_upload_a_photo_in_the_browser(demo_server: str, browser, shared_images:
         imgs = d.find_elements(By.CSS_SELECTOR, "#overlay img")
         return imgs[0] if imgs and imgs[0].get_attribute("src") and d.execute_script("return arguments[0].naturalWidth", imgs[0]) else None
 
-    img = WebDriverWait(browser, 90).until(overlay_ready)
+    img = WebDriverWait(browser, 120).until(overlay_ready)
     assert img.get_attribute("src").startswith(demo_server)
     assert browser.execute_script("return arguments[0].naturalWidth", img) == 640
     assert "salrank-default" in browser.find_element(By.CSS_SELECTOR, "#status").text
