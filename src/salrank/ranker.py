@@ -250,8 +250,12 @@ class Ranker:
             }
         if self.is_default:
             info["note"] = DEFAULT_MODEL_NOTE
-            people = getattr(self.model, "people_detector", None)
-            info["people_model"] = "MediaPipe BlazePose" if people is not None else "not installed (no people or poses)"
+            if not getattr(getattr(self.model, "cfg", None), "use_people", True):
+                info["people_model"] = "switched off (use_people=False)"
+            elif getattr(self.model, "people_detector", None) is not None:
+                info["people_model"] = "MediaPipe BlazePose"
+            else:
+                info["people_model"] = "MediaPipe not available: no people or poses"
         return info
 
     def __repr__(self) -> str:
