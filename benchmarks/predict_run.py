@@ -43,28 +43,38 @@ def main() -> None:
     model_times = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, path in enumerate(files):
-            image, w, c = _timed(lambda: read_image(path))
+            image, w, c = _timed(lambda path=path: read_image(path))
             rows.setdefault("read the photo", []).append((w, c))
-            result, w, c = _timed(lambda: ranker(image, names=path.stem))
+            result, w, c = _timed(lambda image=image, path=path: ranker(image, names=path.stem))
             if i:  # the first call warms up
                 model_times.append((w, c))
             for kind in ("json", "colormap", "overlay", "rank_map", "skeleton", "masks"):
-                options = OutputOptions(**{k: k == kind for k in ("json", "colormap", "overlay", "rank_map", "skeleton", "masks")})
-                _, w, c = _timed(lambda: write_outputs(result, image, Path(tmp) / "kinds", options, name=f"{path.stem}"))
+                options = OutputOptions(
+                    **{k: k == kind for k in ("json", "colormap", "overlay", "rank_map", "skeleton", "masks")}
+                )
+                _, w, c = _timed(
+                    lambda result=result, image=image, options=options, path=path: write_outputs(
+                        result, image, Path(tmp) / "kinds", options, name=path.stem
+                    )
+                )
                 rows.setdefault(f"write {kind}", []).append((w, c))
         run_dir = Path(tmp) / "run"
         summary, run_wall, run_cpu = _timed(lambda: predict_files(ranker, files, run_dir, progress=False))
         _, report_wall, report_cpu = _timed(lambda: build_report(run_dir))
 
     def med(values: list[tuple[float, float]]) -> str:
-        return f"{statistics.median(v[0] for v in values) * 1000:8.1f} ms  {statistics.median(v[1] for v in values) * 1000:8.1f} ms"
+        return (
+            f"{statistics.median(v[0] for v in values) * 1000:8.1f} ms  {statistics.median(v[1] for v in values) * 1000:8.1f} ms"
+        )
 
     print(f"{len(files)} photos from {args.images}, model {ranker.name} (loaded in {load_wall:.1f} s)")
     print(f"{'step (median per image)':<28}{'wall':>11}  {'CPU':>11}")
     print(f"{'model (warm)':<28}{med(model_times)}")
     for name, values in rows.items():
         print(f"{name:<28}{med(values)}")
-    print(f"whole run (predict_files): {run_wall / len(files):.2f} s wall, {run_cpu / len(files):.2f} s CPU per image ({summary.objects} objects)")
+    print(
+        f"whole run (predict_files): {run_wall / len(files):.2f} s wall, {run_cpu / len(files):.2f} s CPU per image ({summary.objects} objects)"
+    )
     print(f"report of the run: {report_wall:.2f} s wall, {report_cpu:.2f} s CPU")
 
 

@@ -43,13 +43,17 @@ class BrightSpotModel(SORModel):
             blobs = [(float(grey[labels == i].mean()), i) for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 4]
             blobs.sort(key=lambda t: (-t[0], t[1]))
             masks = np.stack([labels == i for _, i in blobs[:3]]) if blobs else np.zeros((0, *grey.shape), bool)
-            result = RankedInstances.from_masks(masks, image_name=name, height=grey.shape[0], width=grey.shape[1], model="brightspot")
+            result = RankedInstances.from_masks(
+                masks, image_name=name, height=grey.shape[0], width=grey.shape[1], model="brightspot"
+            )
             result.extras["kinds"] = ["blob"] * len(result)
             out.append(result)
         return out
 
 
-def spots_image(h: int = 60, w: int = 80, spots: Sequence[tuple[int, int, int, int, int]] = ((10, 10, 20, 20, 250), (35, 50, 50, 70, 220))) -> np.ndarray:
+def spots_image(
+    h: int = 60, w: int = 80, spots: Sequence[tuple[int, int, int, int, int]] = ((10, 10, 20, 20, 250), (35, 50, 50, 70, 220))
+) -> np.ndarray:
     """A dark RGB image with bright rectangles ``(y0, x0, y1, x1, value)``."""
     img = np.full((h, w, 3), 30, np.uint8)
     for y0, x0, y1, x1, v in spots:

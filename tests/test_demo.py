@@ -27,7 +27,16 @@ import pytest
 from _app_helpers import HAS_LITE0, LITE0_REASON, REAL_PHOTOS, BrightSpotModel, save_png, spots_image
 from PIL import Image
 
-from salrank.apps.demo import DemoApp, DemoSettings, ModelPool, UploadRejected, check_upload, is_loopback, launch, ranked_list_html
+from salrank.apps.demo import (
+    DemoApp,
+    DemoSettings,
+    ModelPool,
+    UploadRejected,
+    check_upload,
+    is_loopback,
+    launch,
+    ranked_list_html,
+)
 from salrank.errors import InputError
 
 HAS_GRADIO = importlib.util.find_spec("gradio") is not None
@@ -237,7 +246,11 @@ def test_upload_a_photo_in_the_browser(demo_server: str, browser, shared_images:
 
     def overlay_ready(d):  # noqa: ANN001, ANN202
         imgs = d.find_elements(By.CSS_SELECTOR, "#overlay img")
-        return imgs[0] if imgs and imgs[0].get_attribute("src") and d.execute_script("return arguments[0].naturalWidth", imgs[0]) else None
+        return (
+            imgs[0]
+            if imgs and imgs[0].get_attribute("src") and d.execute_script("return arguments[0].naturalWidth", imgs[0])
+            else None
+        )
 
     img = WebDriverWait(browser, 120).until(overlay_ready)
     assert img.get_attribute("src").startswith(demo_server)

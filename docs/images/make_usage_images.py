@@ -29,7 +29,9 @@ def save_small(image: np.ndarray, name: str, width: int = 900) -> None:
     h, w = image.shape[:2]
     if w > width:
         image = cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
-    Image.fromarray(image).quantize(colors=192, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(HERE / name, optimize=True)
+    Image.fromarray(image).quantize(colors=192, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        HERE / name, optimize=True
+    )
     print(HERE / name, (HERE / name).stat().st_size // 1024, "KB")
 
 
@@ -39,7 +41,14 @@ def chromium(headless_args: list[str]):  # noqa: ANN201
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tempfile.mkdtemp()}", *headless_args):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={tempfile.mkdtemp()}",
+        *headless_args,
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=options)
 

@@ -118,7 +118,9 @@ class ModelPool:
         self._available: dict[str, threading.Condition] = {}
 
     def _limit(self, name: str) -> int:
-        return self._limit_default if name == "default" else 1
+        from salrank.ranker import DEFAULT_ALIASES
+
+        return self._limit_default if name in DEFAULT_ALIASES else 1
 
     @contextlib.contextmanager
     def borrow(self, name: str) -> Iterator[Any]:
