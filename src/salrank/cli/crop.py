@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", default="default", metavar="NAME", help="'default' (built-in), a zoo name or a checkpoint file")
     model.add_argument("--config", metavar="CONFIG", help="the checkpoint's config (official config.yaml or salrank config)")
     model.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     ranker = Ranker(args.model, config=args.config, device=args.device)
     failed: list[tuple[Path, str]] = []
     done = 0
-    progress = not args.no_progress and not args.quiet and len(files) > 1
+    progress = not args.no_progress and not args.quiet and len(files) > 1 and sys.stderr.isatty()
     bar = tqdm(total=len(files), unit="img", desc="salrank crop", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:
         outcomes = crop_files(

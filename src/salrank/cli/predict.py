@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--scores", action="store_true", help="write each object's rank score under its number in the overlay")
     out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     out.add_argument("--skip-existing", action="store_true", help="leave out images whose outputs exist (resume a run)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
 
 
 def model_spec(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     check_targets(out_dir, names, options, Path(args.coco) if args.coco else None)  # before the model loads
     spec, config = model_spec(args)
     ranker = Ranker(spec, config=config, device=args.device, size=args.size, batch_size=args.batch_size, autocast=args.autocast)
-    progress = not args.no_progress and not args.quiet
+    progress = not args.no_progress and not args.quiet and sys.stderr.isatty()  # no bar in logs and pipes
     summary = predict_files(
         ranker,
         files,
