@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     probe = DemoApp(settings)
     with probe.pool.borrow(models[0]) as ranker:
+        from salrank.apps.examples import example_image
+
+        ranker(example_image())  # warm up (lazy graph set-up), so the first visitor does not wait for it
         print(f"model {ranker.name} loaded ({ranker.source})")
     launch(settings, args.host, args.port, allow_remote=args.allow_remote, block=True, quiet=args.quiet, preloaded=probe)
     return 0
