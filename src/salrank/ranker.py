@@ -284,14 +284,13 @@ class Ranker:
         list. Each result keeps the photo in ``extras["image"]`` (so ``result.plot()`` and
         ``result.save(dir)`` need nothing else) and its file in ``extras["source"]``.
         """
+        from salrank.predictor import image_name
         from salrank.utils.io import read_image
 
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         if names is None:
-            name_list = [
-                Path(os.fspath(x)).stem if isinstance(x, (str, os.PathLike)) else f"image{i}" for i, x in enumerate(items)
-            ]
+            name_list = [image_name(x, i) for i, x in enumerate(items)]  # a file's stem, else image_<i>
         else:
             name_list = [names] if isinstance(names, str) else list(names)
         if len(name_list) != len(items):
