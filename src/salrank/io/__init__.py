@@ -48,7 +48,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_KINDS = ("result_file", "coco_results", "json", "json_folder", "rank_maps")
+PREDICTION_KINDS = ("result_file", "coco_results", "json", "json_folder", "rank_maps", "predict_run")
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -72,6 +72,8 @@ def detect_predictions(path: str | Path) -> str:
     if not p.exists():
         raise InputError("no such file or folder", p)
     if p.is_dir():
+        if _predict_run_jsons(p) is not None:
+            return "predict_run"
         jsons = sorted(p.glob("*.json"))
         if jsons:
             from salrank.utils.io import read_json
@@ -128,13 +130,37 @@ def _check_sizes(path: Path, preds: dict[str, RankedInstances], gt: SORDataset) 
             )
 
 
+def _predict_run_jsons(folder: Path) -> list[Path] | None:
+    """The per-image JSONs of a ``salrank predict`` output folder (found through its manifest), else ``None``."""
+    from salrank.outputs import MANIFEST_FORMAT, MANIFEST_NAME
+    from salrank.utils.io import read_json
+
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    data = read_json(manifest)
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return None
+    files = []
+    for record in data.get("images", []):
+        rel = (record.get("outputs") or {}).get("json") if isinstance(record, dict) else None
+        if isinstance(rel, str) and record.get("status", "ok") == "ok":
+            files.append(folder / rel)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"the run manifest lists {len(missing)} JSON file(s) that are missing, e.g. {missing[0]}", manifest)
+    if not files:
+        raise InputError("this predict run has no per-image JSON outputs (it was run without JSON output)", manifest)
+    return files
+
+
 def load_predictions(path: str | Path, *, gt: SORDataset | None = None) -> dict[str, RankedInstances] | RankMapFolder:
     """Read predictions of any kind the field uses.
 
     Args:
         path: a SeqRank/PoseSOR result ``.pth`` (loaded with ``weights_only=True``), a COCO results JSON,
-            one salrank per-image JSON or a folder of them (``salrank predict`` output), or a folder of
-            rank-map PNGs named after the images.
+            one salrank per-image JSON or a folder of them, a ``salrank predict`` output folder (its
+            manifest lists the JSONs), or a folder of rank-map PNGs named after the images.
         gt: the ground truth. Needed to map integer COCO ``image_id`` values to names; with it,
             predictions for images not in the GT are warned about (listing them) and mask sizes are
             checked against the GT's image sizes.
@@ -159,6 +185,13 @@ def load_predictions(path: str | Path, *, gt: SORDataset | None = None) -> dict[
         result = read_prediction_json(p)
         result.image_name = p.stem
         preds = {p.stem: result}
+    elif kind == "predict_run":
+        preds = {}
+        for f in _predict_run_jsons(p) or []:
+            result = read_prediction_json(f)
+            if result.image_name in preds:
+                raise InputError("two predictions for this image in the run", f, result.image_name)
+            preds[result.image_name] = result
     else:
         preds = read_json_folder(p)
     if gt is not None:

@@ -24,6 +24,12 @@ from salrank.errors import InputError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` and move it over ``path`` only when the block succeeds."""
@@ -31,6 +37,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -186,7 +194,8 @@ def read_image(source: Any, exif: bool = True) -> np.ndarray:
             img = Image.open(io.BytesIO(data))
             img.load()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError(f"not a readable image ({exc.__class__.__name__}: {exc})", path) from None
+            reason = "unknown or unsupported image format" if isinstance(exc, UnidentifiedImageError) else str(exc)
+            raise InputError(f"not a readable image ({reason})", path) from None
     try:
         if exif:
             img = ImageOps.exif_transpose(img)
