@@ -134,6 +134,18 @@ def test_from_name_needs_an_installed_zoo_entry(tmp_path, monkeypatch):
         Predictor.from_name("no-such-model")
 
 
+def test_from_name_uses_the_zoo_entry(tiny, tmp_path, monkeypatch):
+    import salrank.weights
+    from salrank.weights import get_entry
+
+    path = save_model(tiny, tmp_path / "tiny.safetensors")
+    entry = get_entry("seqrank-assr-correct")
+    monkeypatch.setattr(salrank.weights, "resolve_weights", lambda name: (path, entry))
+    result = Predictor.from_name("seqrank-assr-correct")(photo())
+    assert result.model == "seqrank-assr-correct"
+    same(result, Predictor(tiny)(photo()))
+
+
 def test_works_for_other_models():
     default = load_model({"architecture": "default", "config": {"use_people": False, "grabcut": False}})
     result = Predictor(default)(photo(3, 64, 96))

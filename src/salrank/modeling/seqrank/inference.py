@@ -120,7 +120,7 @@ def sequential_readout(
     steps = nq if max_steps is None else int(max_steps)
     if exclude_visited:
         steps = min(steps, nq)  # after nq steps every query has been visited
-    visits = torch.zeros(bsz, nq, dtype=obj.dtype, device=obj.device)
+    visits = torch.zeros(bsz, nq, dtype=torch.float32, device=obj.device)
     finished = torch.zeros(bsz, dtype=torch.bool, device=obj.device)
     results = [RankedQueries() for _ in range(bsz)]
     all_rows = torch.arange(bsz, device=obj.device)

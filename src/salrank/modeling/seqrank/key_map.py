@@ -168,11 +168,11 @@ class CheckpointFacts:
 
 
 def variant_label(variant: str, neck: str | None, srm_blocks: int) -> str:
-    """How to call a SeqRank variant in a message."""
-    if variant == "correct":
-        return "SeqRank corrected (FPN neck, 2 SRM blocks)"
-    if variant == "original":
-        return "SeqRank original (FrcPN neck, 6 SRM blocks)"
+    """How to call a SeqRank variant in a message (the model zoo's signature labels for the released ones)."""
+    from salrank.weights.verify import SIGNATURE_BY_KIND
+
+    if variant in ("correct", "original"):
+        return SIGNATURE_BY_KIND[f"seqrank-{variant}"].label
     return f"SeqRank with a {neck or 'unknown'} neck and {srm_blocks} SRM blocks"
 
 

@@ -147,7 +147,7 @@ class SeqRank(SORModel):
         self.fast_inference = bool(enabled)
         self.memoize_ranking = self.fast_inference
         swin = self.cfg.backbone.swin
-        fused_window = bool(swin is not None and (swin.fused_attention or (self.fast_inference and self.cfg.neck == "FPN")))
+        fused_window = bool(swin is not None and (getattr(swin, "fused_attention", False) or (self.fast_inference and self.cfg.neck == "FPN")))
         for module in self.modules():
             if isinstance(module, Attention):
                 module.fused = self.fast_inference
