@@ -17,6 +17,7 @@ from torch import nn
 
 from salrank.config import cfg_get
 from salrank.modeling.backbones.resnet import OFFICIAL_NAMES as RESNET_OFFICIAL_NAMES
+from salrank.modeling.backbones.pretrained import load_resnet_pretrained, load_swin_pretrained
 from salrank.modeling.backbones.resnet import ResNet, ResNetConfig
 from salrank.modeling.backbones.swin import SwinConfig, SwinTransformer
 
@@ -50,4 +51,6 @@ __all__ = [
     "SwinTransformer",
     "backbone_config_from_official",
     "build_backbone",
+    "load_resnet_pretrained",
+    "load_swin_pretrained",
 ]

@@ -68,17 +68,18 @@ def frc_average(low: Tensor, high: Tensor) -> Tensor:
                 thr += shifted(low_p, dy, dx)
             thr.div_(9)
             centre_above = shifted(low_p, 1, 1) > thr
-            count = torch.zeros_like(thr)
+            count = torch.zeros_like(thr, dtype=torch.uint8)  # at most 9: exact, and a quarter of the traffic
         total = torch.zeros_like(thr)
         for dy, dx in _OFFSETS:
             with torch.no_grad():
                 same_side = torch.gt(shifted(low_p, dy, dx), thr).eq_(centre_above)
                 count += same_side
             total += torch.where(same_side, shifted(high_p, dy, dx), 0.0)
+        denominator = count.to(total.dtype).add_(1e-6)
         if out is None:
-            parts.append(total / (count + 1e-6))
+            parts.append(total / denominator)
         else:
-            torch.div(total, count.add_(1e-6), out=out[:, r0:r1])
+            torch.div(total, denominator, out=out[:, r0:r1])
     if out is None:
         out = torch.cat(parts, dim=1)
     return out.permute(0, 3, 1, 2)
