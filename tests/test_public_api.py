@@ -18,5 +18,7 @@ def test_every_public_name_resolves_and_is_documented() -> None:
 
 def test_import_does_not_load_torch() -> None:
     code = "import sys, salrank; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"

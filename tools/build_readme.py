@@ -46,7 +46,9 @@ def build() -> str:
         raise SystemExit(f"docs/readme: missing section file(s): {', '.join(missing)}")
     unlisted = sorted(p.name for p in SECTIONS.glob("*.md") if p.name not in ORDER)
     if unlisted:
-        raise SystemExit(f"docs/readme: section file(s) not in tools/build_readme.py ORDER: {', '.join(unlisted)}")
+        raise SystemExit(
+            f"docs/readme: section file(s) not in tools/build_readme.py ORDER: {', '.join(unlisted)}"
+        )
     parts = []
     for name in ORDER:
         text = (SECTIONS / name).read_text(encoding="utf-8").strip("\n")
@@ -56,15 +58,24 @@ def build() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 when README.md is out of date, write nothing")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when README.md is out of date, write nothing",
+    )
     args = parser.parse_args(argv)
     text = build()
     readme = ROOT / "README.md"
     current = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     if args.check:
         if current != text:
-            print("README.md is out of date: run python tools/build_readme.py", file=sys.stderr)
+            print(
+                "README.md is out of date: run python tools/build_readme.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if current != text:

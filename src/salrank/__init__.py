@@ -67,4 +67,4 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY.keys()]  # noqa: PLE0604 (the lazy names are strings)
