@@ -27,13 +27,15 @@ from salrank.modeling.ppa.config import (
     RankHeadConfig,
     ROIHeadsConfig,
     ppa_config_from_official_yaml,
+    ppa_tiny_config,
     ppa_v39_config,
 )
 from salrank.modeling.ppa.key_map import PPA_KEY_MAP, describe_checkpoint, load_official_ppa_checkpoint
 from salrank.modeling.ppa.ppa import PPA, PPAPrediction, build_ppa, rank_saliency, to_ranked_instances
 
-PPA_CONFIG_PRESETS = {"ppa-v39": ppa_v39_config}
-"""Named configs (zoo entries refer to them by name): ``"ppa-v39"`` is the released model."""
+PPA_CONFIG_PRESETS = {"ppa-v39": ppa_v39_config, "ppa-tiny": ppa_tiny_config}
+"""Named configs (zoo entries refer to them by name): ``"ppa-v39"`` is the released model, ``"ppa-tiny"`` a
+narrow one for tests and CPU smoke training."""
 
 PPA_RELEASED_CHECKPOINT: dict[str, Any] = {
     "name": "ppa-centermask-v39",
@@ -88,6 +90,7 @@ __all__ = [
     "load_official_ppa_checkpoint",
     "load_ppa_from_official",
     "ppa_config_from_official_yaml",
+    "ppa_tiny_config",
     "ppa_v39_config",
     "rank_saliency",
     "render_ppa_rank_map",

@@ -26,6 +26,7 @@ __all__ = [
     "ROIHeadsConfig",
     "RankHeadConfig",
     "ppa_config_from_official_yaml",
+    "ppa_tiny_config",
     "ppa_v39_config",
 ]
 
@@ -67,6 +68,12 @@ class FCOSConfig:
     """Detections kept per image after NMS (``POST_NMS_TOPK_TEST``)."""
     thresh_with_ctr: bool = False
     """Multiply the class probability by the centerness before thresholding."""
+    score_threshold_train: float = 0.05
+    """Candidate threshold of the proposals FCOS hands to the ROI heads in training (``INFERENCE_TH_TRAIN``)."""
+    pre_nms_topk_train: int = 1000
+    """Candidates kept per level before NMS in training (``PRE_NMS_TOPK_TRAIN``)."""
+    post_nms_topk_train: int = 100
+    """Proposals kept per image after NMS in training (``POST_NMS_TOPK_TRAIN``)."""
 
 
 @dataclass
@@ -89,6 +96,15 @@ class ROIHeadsConfig:
     maskiou_num_conv: int = 4
     mask_threshold: float = 0.5
     """Binarisation threshold of the pasted masks (``detector_postprocess``)."""
+    proposal_iou_threshold: float = 0.5
+    """Training: a proposal is foreground when its best IoU with a GT box is at least this
+    (``ROI_HEADS.IOU_THRESHOLDS``; no low-quality matches)."""
+    batch_size_per_image: int = 512
+    """Training: proposals sampled per image (``ROI_HEADS.BATCH_SIZE_PER_IMAGE``)."""
+    positive_fraction: float = 0.25
+    """Training: at most this fraction of the sampled proposals is foreground (``ROI_HEADS.POSITIVE_FRACTION``)."""
+    proposal_append_gt: bool = True
+    """Training: the GT boxes join the proposals (``ROI_HEADS.PROPOSAL_APPEND_GT``)."""
 
 
 @dataclass
@@ -201,6 +217,32 @@ def ppa_v39_config() -> PPAConfig:
     return PPAConfig()
 
 
+TINY_VOVNET_SPEC = VoVNetSpec(
+    name="V-tiny-eSE",
+    stem=(16, 16, 32),
+    stage_conv_ch=(16, 24, 32, 40),
+    stage_out_ch=(32, 64, 96, 128),
+    layer_per_block=3,
+    block_per_stage=(1, 1, 1, 1),
+)
+"""A narrow VoVNet for CPU tests and smoke runs (the official fixture's widths, fewer layers)."""
+
+
+def ppa_tiny_config() -> PPAConfig:
+    """A tiny PPA with the released model's structure (tests, CPU smoke training; not a real model).
+
+    VoVNet :data:`TINY_VOVNET_SPEC`, 32-channel FPN and heads, a 2-layer 64-wide transformer (4 heads)
+    and the paper's ``SelfAttentionWithPosConvCat`` rank head; everything else is the released config.
+    """
+    return PPAConfig(
+        vovnet=TINY_VOVNET_SPEC.name,
+        vovnet_spec=TINY_VOVNET_SPEC,
+        fpn_out_channels=32,
+        roi_heads=ROIHeadsConfig(mask_conv_dim=32, maskiou_conv_dim=32),
+        rank_head=RankHeadConfig(conv_dim=32, dense_dim=64, obj_dim=64, d_model=64, n_head=4, num_layers=2),
+    )
+
+
 # --------------------------------------------------------------------------- official yaml
 _REQUIRED = (
     # (key, detectron2/CenterMask default, value PPA needs, why)
@@ -302,6 +344,9 @@ def ppa_config_from_official_yaml(
         nms_threshold=float(get("MODEL.FCOS.NMS_TH", 0.6)),
         post_nms_topk=int(get("MODEL.FCOS.POST_NMS_TOPK_TEST", 100)),
         thresh_with_ctr=bool(get("MODEL.FCOS.THRESH_WITH_CTR", False)),
+        score_threshold_train=float(get("MODEL.FCOS.INFERENCE_TH_TRAIN", 0.05)),
+        pre_nms_topk_train=int(get("MODEL.FCOS.PRE_NMS_TOPK_TRAIN", 1000)),
+        post_nms_topk_train=int(get("MODEL.FCOS.POST_NMS_TOPK_TRAIN", 100)),
     )
     roi = ROIHeadsConfig(
         in_features=_tuple(get("MODEL.ROI_HEADS.IN_FEATURES", ROIHeadsConfig.in_features)),
@@ -316,6 +361,10 @@ def ppa_config_from_official_yaml(
         cls_agnostic_mask=bool(get("MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", False)),
         maskiou_conv_dim=int(get("MODEL.ROI_MASKIOU_HEAD.CONV_DIM", 256)),
         maskiou_num_conv=int(get("MODEL.ROI_MASKIOU_HEAD.NUM_CONV", 4)),
+        proposal_iou_threshold=float(_tuple(get("MODEL.ROI_HEADS.IOU_THRESHOLDS", (0.5,)))[0]),
+        batch_size_per_image=int(get("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 512)),
+        positive_fraction=float(get("MODEL.ROI_HEADS.POSITIVE_FRACTION", 0.25)),
+        proposal_append_gt=bool(get("MODEL.ROI_HEADS.PROPOSAL_APPEND_GT", True)),
     )
     rank = RankHeadConfig(
         name=str(get("MODEL.SOR.NAME", "SinglePredictor")),

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from salrank.checkpoint import KeyMap, LoadReport, load_state_dict_into, read_official_checkpoint
 from salrank.errors import CheckpointError
 
-__all__ = ["PPA_KEY_MAP", "describe_checkpoint", "load_official_ppa_checkpoint"]
+__all__ = ["PPA_KEY_MAP", "describe_checkpoint", "load_centermask_detector_checkpoint", "load_official_ppa_checkpoint"]
 
 _NORM = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 _MAX_LAYERS = 16  # more than any official VoVNet stage (9 blocks) or head (4 convs) has
@@ -147,6 +147,30 @@ def load_official_ppa_checkpoint(
             f"{len(unmapped)} official key(s) have no place in salrank's PPA (another variant?): " + ", ".join(unmapped[:10]), path
         )
     report = load_state_dict_into(model, mapped, strict=strict, source=path)  # raises before loading anything
+    report.unexpected = sorted(set(report.unexpected) | set(unmapped))
+    report.dropped = dropped
+    return report
+
+
+def load_centermask_detector_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], *, state: Mapping[str, Tensor] | None = None
+) -> LoadReport:
+    """Initialise a PPA model for training from an official CenterMask2 detector (or a PPA checkpoint).
+
+    The official recipe starts from CenterMask2's COCO model (``MODEL.WEIGHTS:
+    centermask2-V-39-eSE-FPN-ms-3x.pth``): backbone, FPN, FCOS, mask and MaskIoU heads, without a SOR
+    head, and with 80-class predictors where PPA has one class. detectron2 loads such a file
+    non-strictly; so does this: every key goes through :data:`PPA_KEY_MAP`, tensors of another shape
+    and the missing SOR head keep their initial values, and the report lists them.
+
+    Raises:
+        CheckpointError: the file holds no CenterMask VoVNet backbone (says what it looks like instead).
+    """
+    sd = dict(state) if state is not None else read_official_checkpoint(path)
+    if not any(k.startswith("backbone.bottom_up.") for k in sd):
+        raise CheckpointError(f"not a CenterMask/PPA checkpoint: this file looks like {describe_checkpoint(sd)}", path)
+    mapped, dropped, unmapped = PPA_KEY_MAP.apply(sd)
+    report = load_state_dict_into(model, mapped, strict=False, source=path)
     report.unexpected = sorted(set(report.unexpected) | set(unmapped))
     report.dropped = dropped
     return report

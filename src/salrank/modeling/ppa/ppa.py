@@ -35,6 +35,14 @@ from salrank.modeling.ppa.fcos import FCOSHead, fcos_detections, fcos_locations
 from salrank.modeling.ppa.postprocess import paste_masks_in_image, postprocess_boxes
 from salrank.modeling.ppa.preprocess import normalize_and_pad, to_model_input
 from salrank.modeling.ppa.roi_heads import CenterMaskROIHeads
+from salrank.modeling.ppa.training import (
+    ImageROIOutputs,
+    PPATrainOutputs,
+    PPATrainTargets,
+    label_proposals,
+    sample_foreground,
+    train_proposals,
+)
 from salrank.modeling.registry import register_model
 from salrank.structures import RankedInstances
 
@@ -147,6 +155,67 @@ class PPA(SORModel):
             record["fcos_head.cls_logits"], record["fcos_head.bbox_reg"], record["fcos_head.ctrness_logits"] = outputs
             record["detections_before_roi_heads"] = det.select(torch.arange(len(det), device=det.boxes.device))
         return self.roi_heads(pyramid, det, record)
+
+    # ------------------------------------------------------------------ training
+    def prepare_train_images(self, images: Tensor | Sequence[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
+        """A normalised, padded batch from RGB ``uint8`` ``(3, H_i, W_i)`` training images, and their sizes.
+
+        The images are already resized (shortest edge) and flipped by the data pipeline; this puts them
+        in the model's channel order (BGR for the released model), subtracts the pixel mean, divides by
+        the pixel std and pads bottom/right to the size divisibility, as ``GeneralizedRCNN`` does.
+        """
+        items = list(images) if isinstance(images, (list, tuple)) else list(images.unbind(0))
+        if self.cfg.input.format == "BGR":
+            items = [im.flip(0) for im in items]
+        sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in items]
+        batch = normalize_and_pad([im.float() for im in items], self.pixel_mean, self.pixel_std, self.size_divisibility)
+        return batch, sizes
+
+    def forward_train(self, images: Tensor, image_sizes: Sequence[tuple[int, int]], targets: Sequence[PPATrainTargets]) -> PPATrainOutputs:
+        """The training forward (see :mod:`salrank.modeling.ppa.training`) of a normalised, padded batch.
+
+        The backbone, FPN and FCOS run on the whole batch; proposals, their labelling and sampling and
+        the ROI heads run image by image (each image's proposals form their own ranking sequence).
+        """
+        x = images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        stages = self.backbone(x)
+        pyramid = self.neck([stages[f] for f in self.cfg.backbone_out_features])
+        levels = [pyramid[f] for f in self.cfg.fcos.in_features]
+        outputs = self.fcos(levels)
+        strides = tuple(self.cfg.fcos.strides)
+        locations = fcos_locations([tuple(f.shape[-2:]) for f in levels], strides, x.device)
+        r = self.cfg.roi_heads
+        rois = []
+        for i, target in enumerate(targets):
+            size = (int(image_sizes[i][0]), int(image_sizes[i][1]))
+            proposals = train_proposals(locations, outputs, strides, size, self.cfg.fcos, i)
+            num_proposals = int(proposals.shape[0])
+            gt_boxes = target.boxes.to(proposals.dtype)
+            if r.proposal_append_gt:
+                proposals = torch.cat((proposals, gt_boxes), dim=0)
+            matched, foreground = label_proposals(proposals, gt_boxes, r.proposal_iou_threshold)
+            keep = sample_foreground(foreground, r.batch_size_per_image, r.positive_fraction)
+            boxes, matched = proposals[keep], matched[keep]
+            if keep.numel():
+                features = {name: pyramid[name][i : i + 1] for name in r.in_features}
+                mask_logits, maskiou, sor_logits = self.roi_heads.forward_train(features, boxes, size)
+            else:
+                m = 2 * r.pooler_resolution
+                mask_logits = boxes.new_zeros((0, m, m))
+                maskiou = boxes.new_zeros((0,))
+                sor_logits = boxes.new_zeros((0, self.cfg.rank_head.num_ranks))
+            rois.append(
+                ImageROIOutputs(
+                    proposal_boxes=boxes,
+                    matched_gt=matched,
+                    rank_targets=target.rank_classes.to(matched.device)[matched] if keep.numel() else matched,
+                    mask_logits=mask_logits,
+                    maskiou=maskiou,
+                    sor_logits=sor_logits,
+                    num_proposals=num_proposals,
+                )
+            )
+        return PPATrainOutputs(fcos=outputs, locations=locations, strides=strides, image_sizes=[tuple(s) for s in image_sizes], rois=rois)
 
     @torch.no_grad()
     def run_image(self, image: Tensor, output_hw: tuple[int, int] | None = None, record: dict[str, Any] | None = None) -> PPAPrediction:

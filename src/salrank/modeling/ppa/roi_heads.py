@@ -219,3 +219,27 @@ class CenterMaskROIHeads(nn.Module):
         detections.pred_ranks = ranks
         detections.rank_probs = rank_probs
         return detections
+
+    def forward_train(self, features: Mapping[str, Tensor], boxes: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        """The heads on the foreground proposals of one image, in training (see :mod:`salrank.modeling.ppa.training`).
+
+        ``features`` have batch size 1; ``boxes`` ``(P, 4)`` are the proposal boxes, all of class 0 (the
+        single "salient object" class), and ``P > 0``. Returns the proposal-class mask logits
+        ``(P, M, M)``, the predicted mask IoU ``(P,)`` and the rank logits ``(P, num_ranks)``. As in the
+        official code the MaskIoU and rank heads see the mask *probabilities* with their gradient.
+        """
+        if self.use_pos:
+            levels = self.with_position_channels(features, image_size)
+        else:
+            levels = [features[f] for f in self.in_features]
+        pooled, _ = self.mask_pooler(levels, boxes, image_size)
+        if self.use_pos:
+            roi_features, pos = pooled[:, :-2], pooled[:, -2:]
+        else:
+            roi_features, pos = pooled, None
+        mask_logits = self.mask_head(roi_features)[:, 0]  # class 0 (class-agnostic or the only class)
+        mask_probs = mask_logits.sigmoid()[:, None]
+        maskiou = self.maskiou_head(roi_features, mask_probs)[:, 0]
+        frame_h, frame_w = self.frame_size(image_size)
+        sor_logits = self.rank_head(roi_features, mask_probs, pos, boxes, (frame_w, frame_h))
+        return mask_logits, maskiou, sor_logits
