@@ -22,6 +22,13 @@ def test_train_print_config_and_errors(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["train", "cpu_smoke", "solver.max_iter=3", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "max_iter: 3" in out and "architecture: seqrank-lite" in out
+    # overrides may also follow the options
+    assert main(["train", "cpu_smoke", "--print-config", "solver.max_iter=4", "solver.base_lr=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "max_iter: 4" in out and "base_lr: 0.5" in out
+    with pytest.raises(SystemExit):
+        main(["train", "cpu_smoke", "--print-config", "--no-such-option"])
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
     assert main(["train", "cpu_smoke", "solver.nope=1"]) == 2
     assert "unknown option 'solver.nope'" in capsys.readouterr().err
     run = tmp_path / "run"
