@@ -31,6 +31,7 @@ from salrank.training.losses.fcos_losses import (
 from salrank.training.losses.ppa_criterion import (
     PPACriterion,
     mask_bce_loss,
+    mask_fraction_in_boxes,
     mask_targets,
     maskiou_loss,
     maskiou_targets,
@@ -169,6 +170,19 @@ def test_mask_targets_crop_the_matched_gt_into_the_box() -> None:
     t = mask_targets(gt, boxes, torch.tensor([0, 1]), 28)
     assert bool(t[0].all())  # the box is exactly the object
     assert bool(t[1, :, :14].all()) and not t[1, :, 14:].any()  # object in the left half of the box
+
+
+def test_mask_fraction_in_boxes_counts_pixel_centres_inside() -> None:
+    g = torch.Generator().manual_seed(0)
+    gt = (torch.rand(3, 30, 40, generator=g) > 0.6).to(torch.uint8)
+    boxes = torch.tensor([[3.2, 4.5, 20.5, 17.0], [-5.0, -5.0, 50.0, 50.0], [10.0, 10.0, 10.4, 20.0], [0.0, 0.0, 7.7, 29.5]])
+    matched = torch.tensor([0, 1, 2, 0])
+    got = mask_fraction_in_boxes(gt, boxes, matched)
+    ys, xs = torch.meshgrid(torch.arange(30) + 0.5, torch.arange(40) + 0.5, indexing="ij")
+    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        inside = (xs > x1) & (xs < x2) & (ys > y1) & (ys < y2)
+        m = gt[int(matched[k])].bool()
+        assert got[k].item() == pytest.approx((m & inside).sum().item() / m.sum().item(), abs=1e-6)
 
 
 def test_maskiou_targets_and_loss_by_hand() -> None:

@@ -35,12 +35,17 @@ from torch import Tensor
 from salrank.errors import InputError
 from salrank.modeling.ppa.training import PPATrainOutputs, PPATrainTargets
 from salrank.ops import roi_align
-from salrank.training.losses.fcos_losses import fcos_losses, fcos_size_ranges, fcos_targets
+from salrank.training.losses.fcos_losses import (
+    fcos_losses,
+    fcos_size_ranges,
+    fcos_targets,
+)
 
 __all__ = [
     "PPACriterion",
     "PPALossConfig",
     "mask_bce_loss",
+    "mask_fraction_in_boxes",
     "mask_targets",
     "maskiou_loss",
     "maskiou_targets",
@@ -101,16 +106,23 @@ def mask_targets(gt_masks: Tensor, boxes: Tensor, matched: Tensor, size: int = 2
     return crops[:, 0] >= 0.5
 
 
-def _mask_fraction_in_boxes(gt_masks: Tensor, boxes: Tensor, matched: Tensor) -> Tensor:
-    """``(P,)`` fraction of each matched GT mask's pixels whose centre lies inside the proposal box (clamped to [0, 1])."""
-    m = gt_masks[matched].float()  # (P, H, W)
+def mask_fraction_in_boxes(gt_masks: Tensor, boxes: Tensor, matched: Tensor) -> Tensor:
+    """``(P,)`` fraction of each matched GT mask's pixels whose centre lies inside the proposal box (in [0, 1]).
+
+    Pixel ``(i, j)`` (centre ``(j + 0.5, i + 0.5)``) counts when its centre is strictly inside the box;
+    the sums come from one integral image per GT mask.
+    """
+    if boxes.shape[0] == 0:
+        return boxes.new_zeros(0)
+    m = gt_masks.float()
     h, w = m.shape[-2:]
-    ys = torch.arange(h, device=m.device, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, device=m.device, dtype=torch.float32) + 0.5
-    rows = ((ys[None] > boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])).float()  # (P, H)
-    cols = ((xs[None] > boxes[:, 0:1]) & (xs[None] < boxes[:, 2:3])).float()  # (P, W)
-    inside = torch.einsum("phw,ph,pw->p", m, rows, cols)
-    area = m.sum(dim=(1, 2))
+    integral = F.pad(m.cumsum(1).cumsum(2), (1, 0, 1, 0))  # [:, y, x] = sum over rows < y, columns < x
+    x_lo = (torch.floor(boxes[:, 0] - 0.5) + 1).clamp(0, w).long()
+    y_lo = (torch.floor(boxes[:, 1] - 0.5) + 1).clamp(0, h).long()
+    x_hi = torch.maximum(torch.ceil(boxes[:, 2] - 0.5).clamp(0, w).long(), x_lo)
+    y_hi = torch.maximum(torch.ceil(boxes[:, 3] - 0.5).clamp(0, h).long(), y_lo)
+    inside = integral[matched, y_hi, x_hi] - integral[matched, y_lo, x_hi] - integral[matched, y_hi, x_lo] + integral[matched, y_lo, x_lo]
+    area = integral[matched, h, w]
     return (inside / area.clamp(min=1e-10)).clamp(0.0, 1.0)
 
 
@@ -198,7 +210,7 @@ class PPACriterion:
                 raise ValueError("PPA's mask loss needs the GT masks (PPATrainTargets.masks)")
             size = roi.mask_logits.shape[-1]
             t = mask_targets(target.masks, roi.proposal_boxes, roi.matched_gt, size)
-            fraction = _mask_fraction_in_boxes(target.masks, roi.proposal_boxes, roi.matched_gt)
+            fraction = mask_fraction_in_boxes(target.masks, roi.proposal_boxes, roi.matched_gt)
             logits.append(roi.mask_logits)
             mask_t.append(t)
             iou_pred.append(roi.maskiou)
