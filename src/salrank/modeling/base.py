@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from salrank.errors import InputError
 from salrank.structures import RankedInstances
 
 
@@ -40,3 +42,32 @@ class SORModel(nn.Module, ABC):
 
         Masks, boxes and keypoints are returned at each image's own size.
         """
+
+
+def named_images(images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[tuple[str, np.ndarray]]:
+    """Pair each image with its name (``image_<k>`` when ``names`` is ``None``), checking the layout.
+
+    Raises ``ValueError`` when there are not as many names as images, and :class:`InputError` naming
+    the image when it is not an RGB ``uint8`` ``(H, W, 3)`` array.
+    """
+    if names is not None and len(names) != len(images):
+        raise ValueError(f"{len(images)} images but {len(names)} names")
+    pairs = []
+    for k, image in enumerate(images):
+        name = names[k] if names is not None else f"image_{k}"
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}", image=name)
+        pairs.append((name, image))
+    return pairs
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in eval mode and give it back its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -36,9 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from salrank.errors import InputError
 from salrank.modeling.backbones import build_backbone
-from salrank.modeling.base import SORModel
+from salrank.modeling.base import SORModel, eval_mode, named_images
 from salrank.modeling.layers import LearnablePE
 from salrank.modeling.necks import build_neck
 from salrank.modeling.posesor.config import PoseSORConfig
@@ -375,25 +374,15 @@ class PoseSOR(SORModel):
             return_partitions = self.return_partitions
         if return_heatmaps is None:
             return_heatmaps = self.return_heatmaps
-        if names is not None and len(names) != len(images):
-            raise ValueError(f"{len(images)} images but {len(names)} names")
-        was_training = self.training
-        self.eval()
-        try:
-            results = []
-            for k, image in enumerate(images):
-                name = names[k] if names is not None else f"image_{k}"
-                image = np.asarray(image)
-                if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                    raise InputError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}", image=name)
+        results = []
+        with eval_mode(self):
+            for name, image in named_images(images, names):
                 tensor = self.preprocess(image)
                 pred = self.run_image(
                     tensor, image.shape[:2], name, return_partitions=return_partitions, return_heatmaps=return_heatmaps
                 )
                 results.append(pred.to_ranked_instances())
-            return results
-        finally:
-            self.train(was_training)
+        return results
 
 
 @register_model("posesor")

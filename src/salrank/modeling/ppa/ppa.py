@@ -27,7 +27,7 @@ from torch import Tensor
 from salrank.config import config_from_dict
 from salrank.errors import InputError
 from salrank.modeling.backbones.vovnet import VoVNet
-from salrank.modeling.base import SORModel
+from salrank.modeling.base import SORModel, eval_mode, named_images
 from salrank.modeling.necks.fcos_fpn import FCOSFPN
 from salrank.modeling.ppa.config import PPAConfig
 from salrank.modeling.ppa.detections import PPADetections
@@ -242,25 +242,15 @@ class PPA(SORModel):
     @torch.no_grad()
     def predict(self, images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[RankedInstances]:
         """Rank the salient objects of RGB ``uint8`` ``(H, W, 3)`` images (see :func:`to_ranked_instances`)."""
-        if names is not None and len(names) != len(images):
-            raise ValueError(f"{len(images)} images but {len(names)} names")
-        was_training = self.training
-        self.eval()
-        try:
-            results = []
-            for k, image in enumerate(images):
-                name = names[k] if names is not None else f"image_{k}"
-                image = np.asarray(image)
-                if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                    raise InputError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}", image=name)
+        results = []
+        with eval_mode(self):
+            for name, image in named_images(images, names):
                 tensor = self.preprocess(image).to(self.device)
                 prediction = self.run_image(tensor, output_hw=image.shape[:2])
                 result = to_ranked_instances(prediction, name, num_ranks=self.cfg.rank_head.num_ranks)
                 logger.debug("%s: %d detections, %d ranked", name, len(prediction), len(result))
                 results.append(result)
-            return results
-        finally:
-            self.train(was_training)
+        return results
 
 
 def rank_saliency(rank_class: np.ndarray, num_ranks: int = 5) -> np.ndarray:
