@@ -21,7 +21,7 @@ from salrank.modeling.ppa.config import FCOSConfig
 from salrank.modeling.ppa.detections import PPADetections
 from salrank.ops import batched_nms
 
-__all__ = ["FCOSHead", "FCOSOutputs", "Scale", "fcos_detections", "fcos_locations"]
+__all__ = ["FCOSHead", "FCOSOutputs", "FusedFCOSTowers", "Scale", "fcos_detections", "fcos_locations"]
 
 
 class Scale(nn.Module):
@@ -63,6 +63,8 @@ class FCOSHead(nn.Module):
         self.bbox_pred = nn.Conv2d(in_channels, 4, 3, padding=1)
         self.ctrness = nn.Conv2d(in_channels, 1, 3, padding=1)
         self.scales = nn.ModuleList(Scale() for _ in cfg.strides) if cfg.use_scale else None
+        self.fused_towers: FusedFCOSTowers | None = None
+        """Set by :meth:`fuse_towers` (inference only); ``None`` runs the official module layout."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.normal_(module.weight, std=0.01)
@@ -70,7 +72,31 @@ class FCOSHead(nn.Module):
         # focal-loss prior: every location starts with class probability ``prior_prob``
         nn.init.constant_(self.cls_logits.bias, -math.log((1 - cfg.prior_prob) / cfg.prior_prob))
 
+    def fuse_towers(self) -> bool:
+        """Run the classification and box towers as one (an inference-only step; see :class:`FusedFCOSTowers`).
+
+        The two towers read the same input, so their first convolutions become one convolution with
+        the output channels of both, the later ones grouped convolutions (two groups), each GroupNorm
+        one GroupNorm with twice the groups, and the centerness and box predictors one convolution:
+        half the kernel launches on every level, the same function up to float rounding. The towers'
+        parameters move into ``fused_towers`` (the state dict changes; load weights first). Returns
+        ``False`` (and changes nothing) when the towers cannot be fused (different depths, no convs) or
+        are already fused.
+        """
+        if self.fused_towers is not None:
+            return False
+        fused = FusedFCOSTowers.from_head(self)
+        if fused is None:
+            return False
+        self.fused_towers = fused
+        del self.cls_tower, self.bbox_tower, self.ctrness, self.bbox_pred
+        return True
+
     def forward(self, features: Sequence[Tensor]) -> FCOSOutputs:
+        if self.fused_towers is not None:
+            if self.training:
+                raise RuntimeError("the fused FCOS towers are an inference form; build an unfused model to train")
+            return self._forward_fused(features)
         logits, bbox_reg, ctrness = [], [], []
         for level, feature in enumerate(features):
             feature = self.share_tower(feature)
@@ -83,6 +109,94 @@ class FCOSHead(nn.Module):
                 reg = self.scales[level](reg)
             bbox_reg.append(F.relu(reg))  # "improved FCOS": ReLU instead of exp
         return logits, bbox_reg, ctrness
+
+    def _forward_fused(self, features: Sequence[Tensor]) -> FCOSOutputs:
+        assert self.fused_towers is not None
+        towers = self.fused_towers
+        logits, bbox_reg, ctrness = [], [], []
+        for level, feature in enumerate(features):
+            cls_feat, box_feat = towers(self.share_tower(feature))
+            logits.append(self.cls_logits(cls_feat))
+            box_out = towers.box_predictor(box_feat)
+            reg, ctr = box_out[:, :4], box_out[:, 4:]
+            if self.scales is not None:
+                reg = self.scales[level](reg)
+            bbox_reg.append(F.relu(reg))
+            ctrness.append(ctr)
+        return logits, bbox_reg, ctrness
+
+
+class FusedFCOSTowers(nn.Module):
+    """FCOS's classification and box towers as one stack of convolutions (an inference form).
+
+    Layer ``k`` of the cls tower and layer ``k`` of the box tower become one convolution with the
+    output channels of both (``C -> 2C`` for the first layer, which both towers apply to the same
+    input; a two-group ``2C -> 2C`` convolution after that) and one GroupNorm with twice the groups
+    (GroupNorm normalises each group of consecutive channels on its own, so ``GN(2G, 2C)`` over the
+    concatenation is the two ``GN(G, C)``). ``box_predictor`` is ``bbox_pred`` and ``ctrness`` stacked
+    into one ``C -> 5`` convolution (both read the box tower). Build it with :meth:`from_head`.
+    """
+
+    def __init__(self, layers: nn.Sequential, box_predictor: nn.Conv2d, channels: int) -> None:
+        super().__init__()
+        self.layers = layers
+        self.box_predictor = box_predictor
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(cls_feat, box_feat)`` for one level (views into one ``2C``-channel map)."""
+        y = self.layers(x)
+        return y[:, : self.channels], y[:, self.channels :]
+
+    @classmethod
+    @torch.no_grad()
+    def from_head(cls, head: FCOSHead) -> FusedFCOSTowers | None:
+        """The fused form of ``head``'s towers (copies of its weights), or ``None`` if they do not pair up."""
+        cls_layers, box_layers = list(head.cls_tower), list(head.bbox_tower)
+        if not cls_layers or len(cls_layers) != len(box_layers):
+            return None
+        layers: list[nn.Module] = []
+        first = True
+        for a, b in zip(cls_layers, box_layers):
+            if type(a) is not type(b):
+                return None
+            if isinstance(a, nn.Conv2d):
+                assert isinstance(b, nn.Conv2d)
+                if a.weight.shape != b.weight.shape or a.bias is None or b.bias is None:
+                    return None
+                groups = 1 if first else 2
+                conv = nn.Conv2d(a.in_channels * groups, 2 * a.out_channels, a.kernel_size, a.stride, a.padding, groups=groups)
+                conv.weight.copy_(torch.cat((a.weight, b.weight)))
+                conv.bias.copy_(torch.cat((a.bias, b.bias)))
+                conv.weight.data = conv.weight.data.contiguous(memory_format=_memory_format_of(a.weight))
+                layers.append(conv.to(a.weight.device))
+                first = False
+            elif isinstance(a, nn.GroupNorm):
+                assert isinstance(b, nn.GroupNorm)
+                if (a.num_groups, a.num_channels, a.eps, a.affine) != (b.num_groups, b.num_channels, b.eps, b.affine):
+                    return None
+                norm = nn.GroupNorm(2 * a.num_groups, 2 * a.num_channels, a.eps, a.affine).to(a.weight.device)
+                if a.affine:
+                    norm.weight.copy_(torch.cat((a.weight, b.weight)))
+                    norm.bias.copy_(torch.cat((a.bias, b.bias)))
+                layers.append(norm)
+            elif isinstance(a, nn.ReLU):
+                layers.append(nn.ReLU(inplace=True))
+            else:
+                return None
+        pred, ctr = head.bbox_pred, head.ctrness
+        box_predictor = nn.Conv2d(pred.in_channels, pred.out_channels + ctr.out_channels, pred.kernel_size, pred.stride, pred.padding)
+        box_predictor.weight.copy_(torch.cat((pred.weight, ctr.weight)))
+        box_predictor.bias.copy_(torch.cat((pred.bias, ctr.bias)))
+        box_predictor.weight.data = box_predictor.weight.data.contiguous(memory_format=_memory_format_of(pred.weight))
+        channels = cls_layers[0].out_channels if isinstance(cls_layers[0], nn.Conv2d) else 0
+        return cls(nn.Sequential(*layers), box_predictor.to(pred.weight.device), channels)
+
+
+def _memory_format_of(t: Tensor) -> torch.memory_format:
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def fcos_locations(sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device | None = None) -> list[Tensor]:
