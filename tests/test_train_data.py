@@ -12,10 +12,11 @@ import torch
 
 from salrank.data import check_dataset, load_dataset
 from salrank.data.synth import (
-    MIN_SCORE_RATIO,
+    HUE_LADDER,
     SynthConfig,
     attention_score,
     generate_synth_dataset,
+    ladder_level,
 )
 from salrank.errors import InputError
 from salrank.structures import COCO_KEYPOINT_NAMES
@@ -51,8 +52,19 @@ def test_synth_is_deterministic_and_valid(synth: Path, tmp_path: Path) -> None:
         generate_synth_dataset(tmp_path, SynthConfig(n=24, seed=3))
 
 
+def _visible_hue(pixels: np.ndarray, mask: np.ndarray) -> float:
+    """Hue (degrees) of the mean colour of a mask's interior, measured on the decoded JPEG."""
+    import colorsys
+
+    import cv2
+
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    r, g, b = pixels[inner if inner.sum() >= 10 else mask].mean(0) / 255.0
+    return 360.0 * colorsys.rgb_to_hsv(r, g, b)[0]
+
+
 def test_synth_attention_rule(synth: Path) -> None:
-    """Visiting order = descending rule score, with a margin; the score's geometry terms recompute from the GT."""
+    """Visiting order = hue-ladder order, re-derived from the pixels of the written images."""
     import cv2
 
     data = json.loads((synth / "synth_train.json").read_text())
@@ -60,38 +72,63 @@ def test_synth_attention_rule(synth: Path) -> None:
     by_image: dict[int, list[dict]] = {}
     for ann in data["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
-    agree = total = 0
+    correct_scenes = 0
     for info, img in zip(data["images"], ds.images):
         anns = by_image[info["id"]]
         assert [a["category_id"] for a in anns] == list(range(1, len(anns) + 1))
-        scores = [a["attention_score"] for a in anns]
-        assert all(a / b >= MIN_SCORE_RATIO * 0.999 for a, b in zip(scores, scores[1:]))
+        names = [a["hue"] for a in anns]
+        ladder = [name for name, _ in HUE_LADDER]
+        assert [ladder.index(n) for n in names] == sorted(ladder.index(n) for n in names)  # distinct, in ladder order
+        assert [a["attention_score"] for a in anns] == pytest.approx([1 - ladder.index(n) / len(ladder) for n in names], abs=1e-6)
         pixels = cv2.cvtColor(cv2.imread(str(ds.image_path(img))), cv2.COLOR_BGR2RGB).astype(np.float64)
-        h, w = img.height, img.width
         masks = img.gt_masks().astype(bool)
-        union = masks.any(axis=0)
-        recomputed = []
-        for a, m in zip(anns, masks):
-            ring = cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~union
-            if not ring.any():
-                ring = ~union
-            contrast = np.linalg.norm(pixels[m].mean(0) - pixels[ring].mean(0)) / (255 * math.sqrt(3))
-            ys, xs = np.nonzero(m)
-            dist = math.hypot(xs.mean() + 0.5 - w / 2, ys.mean() + 0.5 - h / 2) / math.hypot(w / 2, h / 2)
-            recomputed.append(attention_score(contrast, m.sum() / (h * w), min(1.0, dist), a["class_id"] == 1))
-        for i in range(len(anns)):
-            for j in range(i + 1, len(anns)):
-                total += 1
-                agree += recomputed[i] > recomputed[j]
+        hues = [_visible_hue(pixels, m) for m in masks]
+        assert [ladder[ladder_level(h)] for h in hues] == names, (img.file_name, hues, names)
+        # ranking by the re-measured hue gives the annotated order
+        correct_scenes += sorted(range(len(hues)), key=lambda i: -attention_score(hues[i])) == list(range(len(hues)))
         # people have keypoints, other objects none
         for a in anns:
             assert (a["num_keypoints"] > 0) == (a["class_id"] == 1)
-    # the image-based recomputation (JPEG, occluders' colours in the ring) agrees on most pairs
-    assert agree / total > 0.8
+    assert correct_scenes == len(data["images"])
+
+
+def test_synth_order_is_not_size_or_position() -> None:
+    """Size, position, kind and occlusion are drawn independently of the rank: the trivial orders are at chance."""
+    from scipy.stats import kendalltau
+
+    from salrank.data.synth import draw_scene
+
+    cfg = SynthConfig(width=128, height=96, min_objects=3, max_objects=3)
+    taus: dict[str, list[float]] = {"area": [], "centre": [], "person": []}
+    for k in range(300):
+        scene = draw_scene(np.random.default_rng([5, k]), cfg)
+        h, w = cfg.height, cfg.width
+        area, centre, person = [], [], []
+        for obj in scene.objects:
+            ys, xs = np.nonzero(obj.mask)
+            area.append(float(obj.mask.sum()))
+            centre.append(-math.hypot(xs.mean() - w / 2, ys.mean() - h / 2))
+            person.append(float(obj.kind == "person") + 1e-3 * area[-1])
+        order = -np.arange(len(scene.objects))  # higher = seen earlier
+        for key, values in (("area", area), ("centre", centre), ("person", person)):
+            taus[key].append(kendalltau(order, values).statistic)
+    for key, values in taus.items():
+        assert abs(float(np.mean(values))) < 0.08, (key, float(np.mean(values)))
+    assert SynthConfig().max_objects <= len(HUE_LADDER)
+    with pytest.raises(ValueError, match="objects"):
+        draw_scene(np.random.default_rng(0), SynthConfig(max_objects=len(HUE_LADDER) + 1))
 
 
 def test_hflip_swaps_joints() -> None:
-    assert [COCO_KEYPOINT_NAMES[i] for i in FLIP_PERMUTATION[:7]] == ["nose", "right_eye", "left_eye", "right_ear", "left_ear", "right_shoulder", "left_shoulder"]
+    assert [COCO_KEYPOINT_NAMES[i] for i in FLIP_PERMUTATION[:7]] == [
+        "nose",
+        "right_eye",
+        "left_eye",
+        "right_ear",
+        "left_ear",
+        "right_shoulder",
+        "left_shoulder",
+    ]
     img = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3)
     masks = np.zeros((1, 2, 4), np.uint8)
     masks[0, :, 0] = 1

@@ -174,7 +174,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
-register_subcommand("synth", "write a synthetic SOR dataset (PoseSOR format) whose attention order follows a known rule", _add_synth, _run_synth)
+register_subcommand("synth", "write a synthetic SOR dataset (PoseSOR format) ranked by a fixed hue ladder (red first)", _add_synth, _run_synth)
 
 
 # ---------------------------------------------------------------------------------------------- entry points

@@ -1,4 +1,4 @@
-"""A synthetic Salient Object Ranking dataset whose attention order follows a rule a model can learn.
+"""A synthetic Salient Object Ranking dataset whose attention order must be *seen* to be learned.
 
 No SOR data can be shipped with salrank (ASSR/IRSR images are COCO photos under their own terms), so
 ``salrank data synth OUT --n N`` writes a small dataset in the **PoseSOR COCO format** (real JPEGs + JSON,
@@ -6,20 +6,23 @@ No SOR data can be shipped with salrank (ASSR/IRSR images are COCO photos under 
 
 **Scenes.** A low-saturation textured background (a grey level, a smooth colour gradient, stripes or
 noise) with 2-5 objects painted back to front: textured shapes (disc, ellipse, rectangle, triangle,
-star) and simple human figures (head, torso and limbs drawn from 17 COCO keypoints, with clothing
-colours). Later objects occlude earlier ones; every object's mask is what remains visible.
+star) and simple human figures (head, torso and limbs drawn from 17 COCO keypoints). Later objects
+occlude earlier ones; every object's mask is what remains visible.
 
-**The attention rule** (:func:`attention_score`), computed on the visible masks::
+**The attention rule: a fixed hue ladder.** Every object is painted in one of the six saturated hues of
+:data:`HUE_LADDER`, in attention order::
 
-    score = contrast x sqrt(visible area / image area) x (1 - 0.6 x distance of the centroid from the
-            image centre / half-diagonal) x (1.5 for a human figure)
+    red (0 deg) > yellow (60) > green (120) > cyan (180) > blue (240) > magenta (300)
 
-``contrast`` is the distance between the object's mean colour and the mean colour of the background
-around it, in RGB scaled to [0, 1] (``|c_obj - c_bg| / (255 sqrt 3)``). Objects are ranked by
-descending score: rank 1 (``category_id`` 1) is the most salient. A scene is redrawn when two scores are
-within :data:`MIN_SCORE_RATIO` of each other, so the order is never a coin toss. The rule cannot be read
-from any single cue: contrast varies about 10x between objects, size about 3x, so ranking by area alone
-(a trivial baseline) is clearly worse than seeing colour, size and position together.
+The objects of a scene get distinct ladder hues, and the object whose hue is highest on the ladder is
+rank 1 (``category_id`` 1), the next one rank 2, and so on (:func:`ladder_level`,
+:func:`attention_score`). The exact colour varies around the ladder hue (hue +-6 deg, saturation
+0.65-1, brightness 0.6-1, a multiplicative texture), so the model has to read the hue, not a fixed
+RGB value. Everything else is drawn **independently of the rank**: the kind of object (a person is
+not favoured, so the figures' larger size cannot leak the order), its size, its position, and the
+painting order (hence which object occludes which). Ordering a scene's objects by size ("largest
+first") or by position ("most central first") is therefore as good as a random order on average: a
+model that beats those trivial orders of its own masks has learned to look at the objects' colour.
 
 **Keypoints.** Figures face the camera, so the person's *left* joints are on the image's *right*
 (COCO convention); ``v`` = 2 where the joint is on the visible part of the figure, 1 where another
@@ -50,7 +53,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "MIN_SCORE_RATIO",
+    "HUE_LADDER",
     "SPLITS",
     "SynthConfig",
     "SynthObject",
@@ -58,14 +61,17 @@ __all__ = [
     "attention_score",
     "draw_scene",
     "generate_synth_dataset",
+    "ladder_level",
     "scene_to_annotations",
 ]
 
 SPLITS = ("train", "val", "test")
-MIN_SCORE_RATIO = 1.15
-"""Consecutive attention scores of a scene differ by at least this factor."""
-PERSON_BONUS = 1.5
-CENTRE_WEIGHT = 0.6
+HUE_LADDER = (("red", 0.0), ("yellow", 60.0), ("green", 120.0), ("cyan", 180.0), ("blue", 240.0), ("magenta", 300.0))
+"""``(name, hue in degrees)`` in attention order: an object painted in an earlier hue is seen first."""
+HUE_JITTER = 6.0
+"""Degrees an object's hue may differ from its ladder hue (the ladder steps are 60 degrees apart)."""
+MIN_VISIBLE_FRACTION = 0.015
+"""Scenes where an object shows less than this share of the image are redrawn."""
 SHAPES = ("disc", "ellipse", "rectangle", "triangle", "star")
 
 # Figure keypoints in a frame where the figure is 1 unit tall, origin at its centre; +x = image right,
@@ -105,6 +111,7 @@ class SynthConfig:
     height: int = 120
     min_objects: int = 2
     max_objects: int = 5
+    """At most ``len(HUE_LADDER)`` (6): the objects of a scene have distinct ladder hues."""
     person_probability: float = 0.3
     """Chance that an object is a human figure."""
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -119,6 +126,8 @@ class SynthObject:
 
     kind: str
     colour: np.ndarray
+    level: int
+    """Position of the object's hue on :data:`HUE_LADDER` (0 = red = seen first)."""
     mask: np.ndarray
     """``bool`` ``(H, W)`` visible part."""
     full_mask: np.ndarray
@@ -218,7 +227,7 @@ def _figure(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     pts[13:17, 0] += rng.uniform(-0.04, 0.04, 4)  # legs
     pts = pts * size + np.array([cx, cy])
     mask = np.zeros((h, w), np.uint8)
-    thick = max(2, int(round(0.055 * size)))
+    thick = max(2, round(0.055 * size))
     for a, b in _LIMBS:
         cv2.line(mask, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1, thick)
     torso = pts[[5, 6, 12, 11]].astype(np.int32)
@@ -228,28 +237,21 @@ def _figure(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     return mask.astype(bool), pts
 
 
-def _local_background(background: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean background colour in a ring around ``mask``."""
-    import cv2
-
-    k = max(3, int(0.08 * min(mask.shape)) | 1)
-    ring = cv2.dilate(mask.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool) & ~mask
-    if not ring.any():
-        ring = ~mask
-    return background[ring].mean(axis=0)
+def ladder_level(hue_degrees: float) -> int:
+    """The :data:`HUE_LADDER` position (0 = first seen) of the ladder hue nearest to ``hue_degrees``."""
+    hue = float(hue_degrees) % 360.0
+    dist = [min(abs(hue - h), 360.0 - abs(hue - h)) for _, h in HUE_LADDER]
+    return int(np.argmin(dist))
 
 
-def attention_score(contrast: float, visible_area_fraction: float, centroid_distance: float, is_person: bool) -> float:
+def attention_score(hue_degrees: float) -> float:
     """The rule that orders attention in the synthetic scenes (see the module docstring).
 
-    Args:
-        contrast: colour distance to the surrounding background, in [0, 1].
-        visible_area_fraction: visible pixels / image pixels.
-        centroid_distance: distance of the visible centroid from the image centre / half-diagonal, in [0, 1].
-        is_person: human figures weigh :data:`PERSON_BONUS` more.
+    The score depends on the object's hue only: ``1 - level / len(HUE_LADDER)`` for the ladder level
+    of the nearest ladder hue, so red scores 1.0 and magenta 1/6. Objects are visited by descending
+    score; the objects of one scene have distinct levels, so there are no ties.
     """
-    score = contrast * math.sqrt(visible_area_fraction) * (1.0 - CENTRE_WEIGHT * centroid_distance)
-    return score * (PERSON_BONUS if is_person else 1.0)
+    return 1.0 - ladder_level(hue_degrees) / len(HUE_LADDER)
 
 
 def _mask_from_polygons(polygons: list[list[int]], h: int, w: int) -> np.ndarray:
@@ -265,63 +267,65 @@ def _polygons(mask: np.ndarray) -> list[list[int]]:
     return [c.reshape(-1).astype(int).tolist() for c in contours if len(c) >= 3]
 
 
+def _ladder_colour(rng: np.random.Generator, level: int) -> np.ndarray:
+    """A saturated RGB colour (0-255) around the ladder hue of ``level``."""
+    hue = (HUE_LADDER[level][1] + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 360.0
+    return _hsv_to_rgb(hue / 360.0, rng.uniform(0.65, 1.0), rng.uniform(0.6, 1.0))
+
+
 def draw_scene(rng: np.random.Generator, cfg: SynthConfig, max_tries: int = 50) -> SynthScene:
     """One scene: background, objects painted back to front, visible masks, attention order.
 
-    The visible masks are re-rasterised from their polygons (what the annotation file will hold), so the
-    attention scores are computed on exactly the GT masks. Scenes with holes in a mask (which polygons
-    cannot express), tiny visible parts or near-equal scores are redrawn.
+    Each object's ladder level (its hue) is drawn without replacement from :data:`HUE_LADDER`,
+    independently of its kind, size, position and painting order. The visible masks are
+    re-rasterised from their polygons (what the annotation file will hold). Scenes with holes in a
+    mask (which polygons cannot express) or an object showing less than
+    :data:`MIN_VISIBLE_FRACTION` of the image are redrawn.
     """
     h, w = cfg.height, cfg.width
+    if not 1 <= cfg.min_objects <= cfg.max_objects <= len(HUE_LADDER):
+        raise ValueError(f"objects per scene must satisfy 1 <= min <= max <= {len(HUE_LADDER)}, got {cfg.min_objects}-{cfg.max_objects}")
     for _ in range(max_tries):
         background = _background(rng, h, w)
         image = background.copy()
         n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-        drawn: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = []
-        for _k in range(n):
+        levels = rng.permutation(len(HUE_LADDER))[:n]
+        drawn: list[tuple[str, int, np.ndarray, np.ndarray, np.ndarray | None]] = []
+        for level in levels:
             if rng.uniform() < cfg.person_probability:
                 kind = "person"
                 mask, kps = _figure(rng, h, w)
             else:
                 kind = str(rng.choice(SHAPES))
                 mask, kps = _shape_mask(rng, kind, h, w), None
-            colour = _hsv_to_rgb(rng.uniform(), rng.uniform(0.0, 1.0), rng.uniform(0.25, 1.0))
+            colour = _ladder_colour(rng, int(level))
             tex = _texture(rng, h, w)
             image[mask] = np.clip(colour[None, :] * tex[mask][:, None], 0, 255)
-            drawn.append((kind, colour, mask, kps))
+            drawn.append((kind, int(level), colour, mask, kps))
         objects = []
         occluder = np.zeros((h, w), bool)
         ok = True
-        for kind, colour, mask, kps in reversed(drawn):  # front to back
+        for kind, level, colour, mask, kps in reversed(drawn):  # front to back
             visible = mask & ~occluder
             occluder |= mask
             polys = _polygons(visible)
             gt = _mask_from_polygons(polys, h, w) if polys else np.zeros((h, w), bool)
-            if gt.sum() < 0.01 * h * w or (gt ^ visible).sum() > 0.03 * max(1, visible.sum()) + 2:
+            if gt.sum() < MIN_VISIBLE_FRACTION * h * w or (gt ^ visible).sum() > 0.03 * max(1, visible.sum()) + 2:
                 ok = False
                 break
             keypoints = None
             if kps is not None:
                 keypoints = np.zeros((17, 3), np.float64)
                 for j, (x, y) in enumerate(kps):
-                    xi, yi = int(round(x)), int(round(y))
+                    xi, yi = round(x), round(y)
                     if 0 <= xi < w and 0 <= yi < h:
                         near = visible[max(0, yi - 1) : yi + 2, max(0, xi - 1) : xi + 2].any()
                         keypoints[j] = (xi, yi, 2 if near else 1)
-            objects.append(SynthObject(kind=kind, colour=colour, mask=gt, full_mask=mask, keypoints=keypoints))
+            score = 1.0 - level / len(HUE_LADDER)
+            objects.append(SynthObject(kind=kind, colour=colour, level=level, mask=gt, full_mask=mask, keypoints=keypoints, score=score))
         if not ok:
             continue
-        diag = math.hypot(w / 2, h / 2)
-        for obj in objects:
-            ys, xs = np.nonzero(obj.mask)
-            dist = math.hypot(xs.mean() + 0.5 - w / 2, ys.mean() + 0.5 - h / 2) / diag
-            mean_colour = image[obj.mask].mean(axis=0)
-            contrast = float(np.linalg.norm(mean_colour - _local_background(background, obj.full_mask | obj.mask)) / (255 * math.sqrt(3)))
-            obj.score = attention_score(contrast, obj.mask.sum() / (h * w), min(1.0, dist), obj.kind == "person")
-        objects.sort(key=lambda o: -o.score)
-        scores = [o.score for o in objects]
-        if any(b <= 0 or a / b < MIN_SCORE_RATIO for a, b in zip(scores, scores[1:])):
-            continue
+        objects.sort(key=lambda o: o.level)
         return SynthScene(image=np.clip(image, 0, 255).round().astype(np.uint8), background_colour=background.mean(axis=(0, 1)), objects=objects)
     raise RuntimeError(f"could not draw a valid scene in {max_tries} tries (image {w}x{h} too small?)")
 
@@ -346,6 +350,7 @@ def scene_to_annotations(scene: SynthScene, image_id: int, first_ann_id: int) ->
                 "iscrowd": 0,
                 "area": int(obj.mask.sum()),
                 "shape": obj.kind,
+                "hue": HUE_LADDER[obj.level][0],
                 "attention_score": round(float(obj.score), 6),
             }
         )
@@ -355,7 +360,7 @@ def scene_to_annotations(scene: SynthScene, image_id: int, first_ann_id: int) ->
 def split_sizes(n: int, fractions: Sequence[float]) -> list[int]:
     """Images per split (train gets the rounding remainder; val/test get at least one when n >= 3)."""
     total = sum(fractions)
-    sizes = [int(math.floor(n * f / total)) for f in fractions]
+    sizes = [math.floor(n * f / total) for f in fractions]
     if n >= 3:
         sizes = [max(1, s) for s in sizes]
     sizes[0] = n - sum(sizes[1:])
@@ -406,7 +411,7 @@ def generate_synth_dataset(out: str | Path, cfg: SynthConfig | None = None, *, o
         data = {
             "info": {
                 "description": "salrank synthetic SOR dataset (salrank.data.synth); category_id = visiting order, 1 = first",
-                "rule": "score = contrast * sqrt(area fraction) * (1 - 0.6 * centre distance) * (1.5 if person)",
+                "rule": "hue ladder: " + " > ".join(name for name, _ in HUE_LADDER) + "; size, position, kind and occlusion independent of the rank",
                 "seed": cfg.seed,
                 "split": split,
             },
@@ -424,12 +429,26 @@ def generate_synth_dataset(out: str | Path, cfg: SynthConfig | None = None, *, o
 
 # ---------------------------------------------------------------------------------------------- CLI
 def add_cli_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``salrank data synth``."""
+    """Arguments of ``salrank data synth`` (its ``--help`` states the attention rule)."""
+    ladder = " > ".join(f"{name} ({int(hue)})" for name, hue in HUE_LADDER)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = (
+        "Write a synthetic SOR dataset in the PoseSOR COCO format (JPEGs + synth_{train,val,test}.json):\n"
+        "textured shapes and human figures (17 keypoints) on textured low-saturation backgrounds, with\n"
+        "occlusions.\n\n"
+        "Attention rule: every object is painted in one of six saturated hues, a fixed ladder\n"
+        f"    {ladder}\n"
+        "(hue in degrees, +-6 deg, varying saturation, brightness and texture); the objects of an image\n"
+        "have distinct ladder hues and are ranked in ladder order (rank 1 = the hue highest on the\n"
+        "ladder). Size, position, kind (person or shape) and occlusion are drawn independently of the\n"
+        "rank, so 'largest first' or 'most central first' orders are no better than chance: a model has\n"
+        "to see the colours to learn the order."
+    )
     p.add_argument("out", help="output folder (synth_{train,val,test}.json and images/<split>/)")
     p.add_argument("--n", type=int, default=200, help="number of images over all splits (default: 200)")
     p.add_argument("--size", default="160x120", metavar="WxH", help="image size (default: 160x120)")
     p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same dataset)")
-    p.add_argument("--objects", default="2-5", metavar="MIN-MAX", help="objects per image (default: 2-5)")
+    p.add_argument("--objects", default="2-5", metavar="MIN-MAX", help=f"objects per image, at most {len(HUE_LADDER)} (default: 2-5)")
     p.add_argument("--person-probability", type=float, default=0.3, help="chance that an object is a human figure")
     p.add_argument("--overwrite", action="store_true", help="replace an existing synthetic dataset in OUT")
 
@@ -443,8 +462,8 @@ def run_cli(args: argparse.Namespace) -> int:
         lo, hi = (int(v) for v in str(args.objects).split("-"))
     except ValueError:
         raise InputError(f"--size is WxH and --objects MIN-MAX, got {args.size!r} and {args.objects!r}") from None
-    if not 1 <= lo <= hi <= 12:
-        raise InputError(f"--objects must satisfy 1 <= MIN <= MAX <= 12, got {args.objects}")
+    if not 1 <= lo <= hi <= len(HUE_LADDER):
+        raise InputError(f"--objects must satisfy 1 <= MIN <= MAX <= {len(HUE_LADDER)} (one ladder hue per object), got {args.objects}")
     if args.n < 1:
         raise InputError("--n must be positive")
     cfg = SynthConfig(n=args.n, width=w, height=h, min_objects=lo, max_objects=hi, person_probability=args.person_probability, seed=args.seed)
