@@ -1,12 +1,15 @@
-"""Training learns: a tiny seqrank-lite trained on CPU for a fixed, seeded budget (150 iterations of 4
-images at 96 px, frozen ImageNet backbone) goes from ranking nothing to ranking the held-out synthetic
-objects: SA-SOR, SOR and recall clearly above the untrained model and above the trivial "one object
-covering the whole image" answer.
+"""Training learns the attention order: a tiny seqrank-lite trained on CPU for a fixed, seeded budget
+(ITERATIONS iterations of 4 images at 96 px, frozen ImageNet backbone) on the synthetic hue-ladder
+scenes (``salrank.data.synth``: red > yellow > green > cyan > blue > magenta, sizes and positions
+independent of the rank) goes from ranking nothing to ranking the held-out objects in the right order.
 
-What this short budget does NOT show: that the learned *order* beats trivial orders of the model's own
-masks (random, largest first). In 150 iterations the model learns to find and segment the objects; the
-order needs longer training. ``benchmarks/learn_synth.py`` (~20 minutes) measures that, and
-docs/readme/training.md reports it."""
+It must clearly beat, on held-out images: the untrained model, the trivial "one object covering the
+whole image" answer, and trivial orders of its OWN masks (random, largest first, most central first;
+:mod:`salrank.training.baselines`), on SA-SOR, SOR and the pairwise order accuracy of the found
+objects. Beating the reordered masks shows that the order itself was learned, from the colours.
+
+``python tests/test_train_learning.py [ITERATIONS SEED LR N]`` prints the numbers (docs/readme/training.md
+quotes them for several seeds)."""
 
 from __future__ import annotations
 
@@ -18,16 +21,19 @@ import torch
 from salrank.data import load_dataset
 from salrank.data.synth import SynthConfig, generate_synth_dataset
 from salrank.evaluation import evaluate
-from salrank.training.baselines import reorder
+from salrank.training.baselines import pairwise_order_accuracy, reorder
 from salrank.training.config import load_train_config
 from salrank.training.engine import train
 from salrank.training.tasks import get_task
 from salrank.utils.io import read_image
 
-ITERATIONS = 150
+ITERATIONS = 600
+SEED = 2024
+LR = 2e-3
+N_IMAGES = 260
 
 
-def learning_config(data: Path, out: Path, iterations: int = ITERATIONS) -> object:
+def learning_config(data: Path, out: Path, iterations: int = ITERATIONS, seed: int = SEED, lr: float = LR) -> object:
     return load_train_config(
         "cpu_smoke",
         [
@@ -37,7 +43,8 @@ def learning_config(data: Path, out: Path, iterations: int = ITERATIONS) -> obje
             f"solver.max_iter={iterations}",
             f"solver.steps=[{int(iterations * 0.8)}]",
             "solver.warmup_iters=10",
-            "solver.base_lr=1e-3",
+            f"solver.base_lr={lr}",
+            f"seed={seed}",
             "solver.ims_per_gpu=4",
             "input.size=96",
             "input.test_size=96",
@@ -70,11 +77,13 @@ def whole_image(dataset) -> dict:
     return {img.image_id: RankedInstances.from_masks(np.ones((1, img.height, img.width), bool), image_name=img.image_id) for img in dataset.images}
 
 
-def run_learning(tmp: Path, iterations: int = ITERATIONS) -> dict[str, dict]:
+def run_learning(tmp: Path, iterations: int = ITERATIONS, seed: int = SEED, lr: float = LR, n: int = N_IMAGES) -> dict[str, dict]:
     data = tmp / "data"
-    generate_synth_dataset(data, SynthConfig(n=180, width=128, height=96, min_objects=2, max_objects=3, person_probability=0.2, seed=7))
+    generate_synth_dataset(
+        data, SynthConfig(n=n, width=128, height=96, min_objects=3, max_objects=4, person_probability=0.2, seed=seed % 1000, fractions=(0.6, 0.05, 0.35))
+    )
     test = load_dataset(data / "synth_test.json")
-    cfg = learning_config(data, tmp / "run", iterations)
+    cfg = learning_config(data, tmp / "run", iterations, seed, lr)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -91,18 +100,26 @@ def run_learning(tmp: Path, iterations: int = ITERATIONS) -> dict[str, dict]:
     out["whole_image"] = seqrank_metrics(test, whole_image(test))
     out["random"] = seqrank_metrics(test, reorder(preds, "random", seed=0))
     out["area"] = seqrank_metrics(test, reorder(preds, "area"))
+    out["centre"] = seqrank_metrics(test, reorder(preds, "centre"))
+    for key, p in (("trained", preds), ("random", reorder(preds, "random", seed=0)), ("area", reorder(preds, "area")), ("centre", reorder(preds, "centre"))):
+        out[key]["order_acc"], out[key]["order_pairs"] = pairwise_order_accuracy(test, p)
     return out
 
 
 @pytest.mark.timeout(600)
-def test_training_learns_to_rank_objects(tmp_path: Path) -> None:
+def test_training_learns_the_attention_order(tmp_path: Path) -> None:
     m = run_learning(tmp_path)
     trained, untrained, trivial = m["trained"], m["untrained"], m["whole_image"]
     assert untrained["sa_sor"] < 0.02 and untrained["ar"] < 0.05, m
-    assert trained["sa_sor"] > max(untrained["sa_sor"], trivial["sa_sor"]) + 0.08, m
-    assert trained["sor"] > max(untrained["sor"], trivial["sor"]) + 0.3, m
-    assert trained["ar"] > 0.2, m  # GT objects are found with IoU > 0.5 (0.31 on the reference run)
+    assert trained["ar"] > 0.5, m  # the objects are found (IoU > 0.5)
     assert trained["mae"] < 0.5 * min(untrained["mae"], trivial["mae"]), m
+    # the learned order beats the untrained model, the whole-image answer and every trivial order of its own masks
+    others = [untrained, trivial, m["random"], m["area"], m["centre"]]
+    assert trained["sa_sor"] > max(o["sa_sor"] for o in others) + 0.25, m
+    assert trained["sor"] > max(o["sor"] for o in others) + 0.2, m
+    assert trained["order_pairs"] >= 100, m
+    assert trained["order_acc"] > max(m[k]["order_acc"] for k in ("random", "area", "centre")) + 0.25, m
+    assert trained["order_acc"] > 0.85, m
 
 
 if __name__ == "__main__":  # python tests/test_train_learning.py [ITERATIONS]: print the numbers
@@ -111,8 +128,12 @@ if __name__ == "__main__":  # python tests/test_train_learning.py [ITERATIONS]: 
     import time
 
     t0 = time.perf_counter()
+    args = [float(v) for v in sys.argv[1:]]
+    kwargs = dict(zip(("iterations", "seed", "lr", "n"), args))
+    kwargs = {k: (v if k == "lr" else int(v)) for k, v in kwargs.items()}
     with tempfile.TemporaryDirectory() as d:
-        res = run_learning(Path(d), int(sys.argv[1]) if len(sys.argv) > 1 else ITERATIONS)
+        res = run_learning(Path(d), **kwargs)
+    print(kwargs)
     for k, v in res.items():
         print(k, v)
     print(f"{time.perf_counter() - t0:.1f} s")
