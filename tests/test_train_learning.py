@@ -1,5 +1,5 @@
 """Training learns the attention order: a tiny seqrank-lite trained on CPU for a fixed, seeded budget
-(ITERATIONS iterations of 4 images at 96 px, frozen ImageNet backbone) on the synthetic hue-ladder
+(600 iterations of 4 images at 96 px, frozen ImageNet backbone) on the synthetic hue-ladder
 scenes (``salrank.data.synth``: red > yellow > green > cyan > blue > magenta, sizes and positions
 independent of the rank) goes from ranking nothing to ranking the held-out objects in the right order.
 
