@@ -22,12 +22,15 @@ inference form: its state dict differs (no ``norm.*`` tensors in the backbone, `
 instead of the tower keys), so load the official or salrank weights *before* optimising, and train
 the unoptimised model (the fused FCOS head refuses to run in training mode).
 
-What was measured and not kept (``benchmarks/ppa_speed.py`` notes): oneDNN weight prepacking and
-conv+ReLU fusion through ``torch.ops.mkldnn._convolution_pointwise`` (no gain over NHWC eager on this
-CPU), ``torch.jit.freeze`` + ``optimize_for_inference`` on the backbone (no better than folding when
-measured interleaved). The ROI heads, the mask pasting and the read-out do no work whose result is
-unused (the official inference computes the MaskIoU and rank heads for every detection too, and their
-outputs are all reported), so nothing there is skipped.
+Measured and not kept (interleaved runs on the 2-core benchmark machine): oneDNN weight prepacking
+with conv+ReLU fusion (``torch.ops.mkldnn._convolution_pointwise``) was no faster than the NHWC
+eager convolutions; ``torch.jit.freeze`` + ``optimize_for_inference`` on the backbone was not faster
+than the folded eager backbone in the quietest rounds. The convolutions (~300 GFLOP per image with
+50 detections) already run close to the CPU's float32 peak, which bounds what any exact form can
+gain. oneDNN's implicit bf16 arithmetic (``torch.backends.mkldnn.conv.fp32_precision = "bf16"``, AMX)
+made single convolutions ~1.5-2x faster but changes values at the 1e-3 relative level, so outputs
+could change; it is not used. Nothing computed at inference is unused: the official inference also
+runs the MaskIoU and rank heads on every detection, and their outputs are all reported.
 """
 
 from __future__ import annotations
