@@ -9,8 +9,8 @@ Xeon, torch 2.13 CPU, nothing else running).
 
 The frozen BatchNorm statistics of the random backbone are drawn at random too (``--bn-stats random``,
 the default; the official random init makes them the identity), so that folding them into the
-convolutions does real arithmetic; the mask predictor's weights get std 1.0 instead of 0.001 and the
-rank classifier's std 0.3 instead of 0.01 (so that mask probabilities are not all within rounding of the
+convolutions does real arithmetic; the mask predictor's weights get std 1.0 instead of 0.001 (bias
+-0.05 instead of 0) and the rank classifier's std 0.3 instead of 0.01 (so that mask probabilities are not all within rounding of the
 0.5 threshold and the read-out ranks 5 objects, which ``--check`` compares); the timing does not
 depend on the values.
 
@@ -88,6 +88,9 @@ def build(seed: int, device: str, bn_stats: str = "random"):
         # float rounding alone decides the pasted pixels) and every rank probability below the 0.1
         # read-out threshold (nothing ranked); --check needs decisive masks and ranked objects.
         model.roi_heads.mask_head.predictor.weight.normal_(0.0, 1.0)
+        model.roi_heads.mask_head.predictor.bias.fill_(
+            -0.05
+        )  # cells with dead features: not exactly 0.5
         model.roi_heads.rank_head.classifier.weight.normal_(0.0, 0.3)
         if bn_stats == "random":
             for module in model.backbone.modules():
