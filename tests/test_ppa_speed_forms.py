@@ -306,3 +306,19 @@ def test_optimised_form_predicts_the_official_ranked_objects(official: tuple) ->
     np.testing.assert_array_equal(
         result.masks, expected["final"]["pred_masks"][order].bool().numpy()
     )
+
+
+def test_predictor_loads_ppa_in_its_inference_form(official: tuple) -> None:
+    """A Predictor that loads a PPA model itself optimises it, and still gives the official ranking."""
+    from salrank.modeling.ppa import ppa_config_from_official_yaml
+    from salrank.predictor import Predictor
+    from salrank.utils.io import read_image
+
+    _, expected, path = official
+    cfg = ppa_config_from_official_yaml(path / "config.yaml", vovnet_spec=expected["meta"]["vovnet_spec"])
+    predictor = Predictor.from_config(cfg, path / "checkpoint.pth")
+    assert predictor.model.fcos.fused_towers is not None
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in predictor.model.backbone.modules())
+    (result,) = predictor.model.predict([read_image(path / "input.jpg")], ["input"])
+    assert result.extras["detection_index"].tolist() == [0, 6, 7, 2, 1]
+    np.testing.assert_array_equal(result.masks, expected["final"]["pred_masks"][[0, 6, 7, 2, 1]].bool().numpy())

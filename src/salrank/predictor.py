@@ -100,14 +100,14 @@ class Predictor:
     ) -> Predictor:
         """A predictor for a config (official yaml, salrank config, dict or object) and weights
         (official ``.pth``, salrank ``.safetensors`` or a zoo name); see :func:`salrank.load_model`."""
-        return cls(load_model(config, weights, device="cpu"), device=device, autocast=autocast, batch_size=batch_size)
+        return cls(_inference_form(load_model(config, weights, device="cpu")), device=device, autocast=autocast, batch_size=batch_size)
 
     @classmethod
     def from_name(
         cls, name: str, *, device: str | torch.device = "cpu", autocast: str | None = None, batch_size: int = 1
     ) -> Predictor:
         """A predictor for an installed model-zoo entry (``salrank weights fetch NAME`` installs it)."""
-        return cls(load_model(name=name, device="cpu"), device=device, autocast=autocast, batch_size=batch_size)
+        return cls(_inference_form(load_model(name=name, device="cpu")), device=device, autocast=autocast, batch_size=batch_size)
 
     # ------------------------------------------------------------------ running
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -148,3 +148,9 @@ class Predictor:
     def __repr__(self) -> str:
         name = getattr(self.model, "result_name", None) or self.model.architecture
         return f"Predictor({name}, device={self.device}, autocast={self.autocast}, batch_size={self.batch_size})"
+
+
+def _inference_form(model: SORModel) -> SORModel:
+    """A model the predictor loaded itself, in its faster inference form (same outputs)."""
+    model.optimize_for_inference()
+    return model

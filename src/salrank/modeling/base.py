@@ -43,6 +43,15 @@ class SORModel(nn.Module, ABC):
         Masks, boxes and keypoints are returned at each image's own size.
         """
 
+    def optimize_for_inference(self) -> dict[str, int]:
+        """Rewrite the loaded model, in place, into a faster form with the same outputs (inference only).
+
+        Called by :class:`~salrank.predictor.Predictor` on models it loads itself. The default does
+        nothing; a model whose faster form changes its state dict (PPA) overrides it, so weights must be
+        loaded first and the optimised model is not for training or saving. Returns what was changed.
+        """
+        return {}
+
 
 def named_images(images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[tuple[str, np.ndarray]]:
     """Pair each image with its name (``image_<k>`` when ``names`` is ``None``), checking the layout.

@@ -115,6 +115,13 @@ class PPA(SORModel):
         self.channels_last = False
         self.set_channels_last(True)
 
+    def optimize_for_inference(self) -> dict[str, int]:
+        """Frozen BatchNorm folded into the VoVNet convs and fused FCOS towers (same outputs; see
+        :func:`~salrank.modeling.ppa.inference_forms.optimize_ppa_for_inference`)."""
+        from salrank.modeling.ppa.inference_forms import optimize_ppa_for_inference
+
+        return optimize_ppa_for_inference(self)
+
     def set_channels_last(self, enabled: bool = True) -> PPA:
         """Run the convolutions in NHWC ("channels last") layout (the default) or in NCHW.
 
