@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _timed(fn):  # noqa: ANN001, ANN202
+def _timed(fn):
     w0, c0 = time.perf_counter(), time.process_time()
     value = fn()
     return value, time.perf_counter() - w0, time.process_time() - c0

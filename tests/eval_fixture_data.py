@@ -14,7 +14,7 @@ from salrank.structures import GTImage, GTInstance, RankedInstances, SORDataset
 DATA = Path(__file__).parent / "data" / "metrics"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cases(protocol: str) -> dict:
     with open(DATA / protocol / "cases.json", encoding="utf-8") as fh:
         return json.load(fh)

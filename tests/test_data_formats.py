@@ -25,7 +25,6 @@ from salrank.data import DATASET_FORMATS, load_dataset, save_dataset
 from salrank.data.formats import detect_dataset
 from salrank.errors import InputError
 from salrank.structures import SORDataset
-from salrank.utils.masks import encode_rle, polygons_to_mask
 
 BUILDERS = {"posesor": build_posesor, "seqrank": build_seqrank, "assr": build_assr, "irsr": build_irsr}
 

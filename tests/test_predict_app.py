@@ -193,7 +193,7 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 # the run plumbing with a tiny model
 
 
-def _ranker(batch_size: int = 1):  # noqa: ANN202
+def _ranker(batch_size: int = 1):
     from salrank.ranker import Ranker
 
     return Ranker(BrightSpotModel(), device="cpu", batch_size=batch_size)

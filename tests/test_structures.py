@@ -10,7 +10,7 @@ from pycocotools import mask as mask_utils
 from salrank.errors import InputError
 from salrank.structures import RankedInstances
 from salrank.utils.io import load_torch_plain_data
-from salrank.utils.masks import decode_rles, rle_counts, rle_counts_many, rles_to_boxes, masks_to_boxes, validate_rles
+from salrank.utils.masks import decode_rles, masks_to_boxes, rle_counts, rle_counts_many, rles_to_boxes, validate_rles
 
 
 def _masks(seed: int = 0, n: int = 5, h: int = 23, w: int = 31) -> np.ndarray:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import shared_dir
 
 from salrank.viz.palette import NAVY, RANK_COLORS_TOP4, rank_color, rank_colors, rank_palette
-
-from conftest import shared_dir
 
 
 def test_top_four_colours() -> None:

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_weights_verify import seqrank_state
 
 from salrank.cli import main
 from salrank.weights import DownloadError, FetchError, download_url, fetch_weights, google_drive_id, installed_path
 from salrank.weights.store import target_path
-
-from test_weights_verify import seqrank_state  # noqa: E402  (tests/ is on sys.path under pytest)
 
 TOKEN = "Xy7_token"
 
@@ -71,7 +70,7 @@ class DriveImitation(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     log: list[str] = []
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet test server
+    def log_message(self, format: str, *args) -> None:
         pass
 
     def _send(self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
@@ -89,7 +88,7 @@ class DriveImitation(http.server.BaseHTTPRequestHandler):
     def _html(self, page: str, headers: dict[str, str] | None = None) -> None:
         self._send(200, page.encode(), "text/html; charset=utf-8", headers)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urllib.parse.urlparse(self.path)
         q = dict(urllib.parse.parse_qsl(url.query))
         self.log.append(self.path)

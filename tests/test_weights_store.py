@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_weights_verify import efficientnet_state, posesor_state, save, seqrank_state
 
 from salrank.cli import main
 from salrank.errors import CheckpointError, InputError, WeightsNotFoundError
@@ -27,8 +28,6 @@ from salrank.weights import (
 )
 from salrank.weights.store import pip_weights_path
 from salrank.weights.zoo import unregister_entry
-
-from test_weights_verify import efficientnet_state, posesor_state, save, seqrank_state  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ import pytest
 
 from salrank.errors import InputError
 from salrank.weights import ZooEntry, get_entry, google_drive_id, has_entry, list_entries, register_entry
-from salrank.weights.zoo import unregister_entry
 from salrank.weights.verify import SIGNATURE_BY_KIND, SIZE_PROFILES
+from salrank.weights.zoo import unregister_entry
 
 RELEASED = {
     # name: (drive id, SA-SOR, SOR, MAE) as published by the authors (seqrank protocol)

@@ -72,7 +72,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _entry_dict(entry, installed) -> dict:  # noqa: ANN001
+def _entry_dict(entry, installed) -> dict:
     from dataclasses import fields
 
     data = {f.name: getattr(entry, f.name) for f in fields(entry)}

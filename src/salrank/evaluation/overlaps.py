@@ -52,7 +52,7 @@ class MaskSet:
     or ``"rle"`` (pycocotools RLEs with ``bytes`` counts).
     """
 
-    __slots__ = ("kind", "height", "width", "_words", "_rles", "_areas", "_dense")
+    __slots__ = ("_areas", "_dense", "_rles", "_words", "height", "kind", "width")
 
     def __init__(self, kind: str, height: int, width: int, words: np.ndarray | None = None,
                  rles: list[dict[str, Any]] | None = None, dense: np.ndarray | None = None) -> None:

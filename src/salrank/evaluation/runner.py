@@ -161,7 +161,11 @@ def _warn_ids(kind: str, ids: list[str], where: str, consequence: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- GT masks
 def _seqrank_gt_masks(image: GTImage, where: str) -> MaskSet:
-    """SeqRank's mapper rasterisation (``cv2.fillPoly`` on integer vertices; RLEs decoded), most salient first."""
+    """SeqRank's mapper rasterisation (``cv2.fillPoly`` on integer vertices; RLEs decoded), most salient first.
+
+    Predictions given as RLEs are decoded and bit-packed to meet these masks: re-encoding the GT as
+    RLEs to count in pycocotools instead was measured slower (14.3 s vs 8.4 s on 2418 images).
+    """
     masks = []
     for inst in image.instances:
         try:
@@ -326,7 +330,7 @@ def _assr_gt_map_dir(dataset: SORDataset, gt_path: Path | None, gt_maps: str | P
 
 def _run_assr(dataset: SORDataset, preds: _Predictions, report: EvaluationReport, map_style: str,
               gt_path: Path | None, gt_maps: str | Path | None, progress: bool) -> None:
-    from salrank.data.formats.assr import render_gt_map, rank_order_values
+    from salrank.data.formats.assr import rank_order_values, render_gt_map
     from salrank.io.rank_maps import read_rank_map_file
 
     same_format = dataset.format == "assr"

@@ -28,7 +28,6 @@ import http.cookiejar
 import logging
 import os
 import re
-import socket
 import tempfile
 import urllib.error
 import urllib.parse
@@ -200,7 +199,7 @@ def _build_opener(cookies: http.cookiejar.CookieJar) -> urllib.request.OpenerDir
     return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
 
 
-def _open(opener: urllib.request.OpenerDirector, url: str, timeout: float):  # noqa: ANN202 (http response)
+def _open(opener: urllib.request.OpenerDirector, url: str, timeout: float):
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
     try:
         return opener.open(request, timeout=timeout)
@@ -222,23 +221,23 @@ def _open(opener: urllib.request.OpenerDirector, url: str, timeout: float):  # n
         raise DownloadError(f"HTTP {exc.code} {exc.reason}", url, "http") from None
     except urllib.error.URLError as exc:
         raise DownloadError(f"cannot reach the server ({exc.reason}); is this machine offline?", url, "network") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise DownloadError("the server did not answer in time (offline or blocked?)", url, "network") from None
     except (ConnectionError, OSError, http.client.HTTPException) as exc:
         raise DownloadError(f"connection failed ({exc})", url, "network") from None
 
 
-def _is_html_response(response, first: bytes) -> bool:  # noqa: ANN001
+def _is_html_response(response, first: bytes) -> bool:
     ctype = (response.headers.get("Content-Type") or "").lower()
     from salrank.weights.verify import looks_like_html
 
     return "text/html" in ctype or looks_like_html(first)
 
 
-def _read_first(response, url: str) -> bytes:  # noqa: ANN001
+def _read_first(response, url: str) -> bytes:
     try:
         return response.read(CHUNK)
-    except (TimeoutError, socket.timeout, ConnectionError, OSError, http.client.HTTPException) as exc:
+    except (TimeoutError, ConnectionError, OSError, http.client.HTTPException) as exc:
         raise DownloadError(f"the connection broke ({exc})", url, "network") from None
 
 
@@ -255,7 +254,7 @@ def _temp_beside(dest: Path) -> Iterator[Path]:
             path.unlink()
 
 
-def _stream_to(response, first: bytes, out: Path, url: str, label: str, progress: bool) -> int:  # noqa: ANN001
+def _stream_to(response, first: bytes, out: Path, url: str, label: str, progress: bool) -> int:
     from tqdm import tqdm
 
     length = response.headers.get("Content-Length")
@@ -272,7 +271,7 @@ def _stream_to(response, first: bytes, out: Path, url: str, label: str, progress
             bar.update(len(block))
             try:
                 block = response.read(CHUNK)
-            except (TimeoutError, socket.timeout, ConnectionError, OSError, http.client.HTTPException) as exc:
+            except (TimeoutError, ConnectionError, OSError, http.client.HTTPException) as exc:
                 raise DownloadError(f"the connection broke after {written} bytes ({exc})", url, "incomplete") from None
         fh.flush()
         os.fsync(fh.fileno())

@@ -23,8 +23,8 @@ from typing import Any
 
 from salrank.data.formats._common import (
     Reporter,
+    check_rle_size,
     dense_ranks,
-    polygons_for_official_loader,
     first_existing_dir,
     image_id_from_file_name,
     image_size,
@@ -33,7 +33,7 @@ from salrank.data.formats._common import (
     parse_bbox,
     parse_segmentation,
     plain_number,
-    check_rle_size,
+    polygons_for_official_loader,
 )
 from salrank.errors import InputError
 from salrank.structures import GTImage, GTInstance, SORDataset

@@ -16,8 +16,8 @@ from typing import Any
 from torch import nn
 
 from salrank.config import cfg_get
-from salrank.modeling.backbones.resnet import OFFICIAL_NAMES as RESNET_OFFICIAL_NAMES
 from salrank.modeling.backbones.pretrained import load_resnet_pretrained, load_swin_pretrained
+from salrank.modeling.backbones.resnet import OFFICIAL_NAMES as RESNET_OFFICIAL_NAMES
 from salrank.modeling.backbones.resnet import ResNet, ResNetConfig
 from salrank.modeling.backbones.swin import SwinConfig, SwinTransformer
 

@@ -29,7 +29,7 @@ from salrank.modeling.backbones.efficientnet_lite import EfficientNetLite, build
 
 NUM_CLASSES = 1000
 
-ANIMAL_CLASSES = tuple(range(0, 398))
+ANIMAL_CLASSES = tuple(range(398))
 """Fish, birds, reptiles, amphibians, invertebrates, dogs, cats, wild mammals, primates (0-397)."""
 
 PERSON_CLASSES = (

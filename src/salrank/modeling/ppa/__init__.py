@@ -74,15 +74,15 @@ def load_ppa_from_official(
 
 
 __all__ = [
+    "PPA",
+    "PPA_CONFIG_PRESETS",
+    "PPA_KEY_MAP",
+    "PPA_RELEASED_CHECKPOINT",
     "FCOSConfig",
     "InputConfig",
     "LoadReport",
-    "PPA",
     "PPAConfig",
-    "PPA_CONFIG_PRESETS",
     "PPAPrediction",
-    "PPA_KEY_MAP",
-    "PPA_RELEASED_CHECKPOINT",
     "ROIHeadsConfig",
     "RankHeadConfig",
     "build_ppa",

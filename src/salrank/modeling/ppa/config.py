@@ -19,10 +19,10 @@ from salrank.errors import InputError
 from salrank.modeling.backbones.vovnet import VOVNET_SPECS, VoVNetSpec
 
 __all__ = [
+    "RANK_HEAD_NAMES",
     "FCOSConfig",
     "InputConfig",
     "PPAConfig",
-    "RANK_HEAD_NAMES",
     "ROIHeadsConfig",
     "RankHeadConfig",
     "ppa_config_from_official_yaml",

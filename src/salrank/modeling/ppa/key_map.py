@@ -104,7 +104,7 @@ def describe_checkpoint(keys: Iterable[str]) -> str:
     """A short description of what kind of model a state dict belongs to, from its keys."""
     keys = list(keys)
     prefixes = sorted({".".join(k.split(".")[:2]) for k in keys})
-    has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
+    has = lambda prefix: any(k.startswith(prefix) for k in keys)
     if has("backbone.patch_embed."):
         if has("gaze_shift."):
             return "a SeqRank checkpoint (Swin backbone with gaze_shift.* ranking modules)"
