@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,18 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistInfo", "all_gather_objects", "barrier", "broadcast_object", "cleanup_distributed", "init_distributed", "reduce_mean", "wrap_ddp"]
+__all__ = [
+    "DistInfo",
+    "all_gather_objects",
+    "all_processes",
+    "average_gradients",
+    "barrier",
+    "broadcast_object",
+    "cleanup_distributed",
+    "init_distributed",
+    "reduce_mean",
+    "wrap_ddp",
+]
 
 
 @dataclass
@@ -94,6 +106,35 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def all_processes(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every process (itself when not distributed).
+
+    Lets all processes take the same branch around collective operations, e.g. skip a step together
+    when one of them has nothing to compute (otherwise the others would wait for it forever).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
+    """Average the gradients over processes by hand (what DDP does in the backward of a synced step).
+
+    For a step whose last micro-batch was skipped by every process, so DDP never synchronised the
+    accumulated gradients. Parameters without a gradient are left alone (they have none anywhere:
+    every process ran the same micro-batches of the same model).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    world = dist.get_world_size()
+    for p in parameters:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world)
 
 
 def reduce_mean(values: dict[str, float], device: torch.device) -> dict[str, float]:

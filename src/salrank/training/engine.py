@@ -34,6 +34,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ from salrank.training.config import TrainConfig
 from salrank.training.distributed import (
     DistInfo,
     all_gather_objects,
+    all_processes,
+    average_gradients,
     barrier,
     broadcast_object,
     init_distributed,
@@ -299,6 +302,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     data_time = 0.0
     images_seen = 0
     for iteration in range(start_iter, cfg.solver.max_iter):
+        computed, synced = 0, False
         for micro in range(accum):
             t_data = time.perf_counter()
             batch = next(loader)
@@ -306,6 +310,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
             for bad in batch["skipped"]:
                 result.skipped += 1
                 logger.warning("skipping a training sample: %s: image %s: %s", bad["file"], bad["image_id"], bad["error"])
+            if not all_processes(len(batch["targets"]) > 0, info.device):
+                # Every image of this batch (here or on another process) was unreadable: all processes skip
+                # it together, so none waits for a gradient that will not come.
+                logger.warning("iteration %d: a batch without a readable image is skipped", iteration + 1)
+                continue
+            computed += 1
+            synced = micro == accum - 1
             images, targets = _to_device(batch["images"], batch["targets"], info.device)
             images_seen += len(targets)
             sync = contextlib.nullcontext() if (micro == accum - 1 or not info.distributed) else ddp.no_sync()
@@ -319,13 +330,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
             for k, v in losses.items():
                 window.setdefault(k, []).append(float(v.detach()))
             window.setdefault("loss", []).append(float(total.detach()))
-        scaler.unscale_(optimizer)
-        grad_norm = clip_gradients(params, cfg.solver.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
+        grad_norm = None
+        if computed:
+            if info.distributed and not synced:  # the last micro-batch (DDP's gradient sync) was skipped
+                average_gradients(params)
+            scaler.unscale_(optimizer)
+            grad_norm = clip_gradients(params, cfg.solver.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
         optimizer.zero_grad(set_to_none=True)
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        with warnings.catch_warnings():  # the schedule follows iterations, also when a step was skipped
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            scheduler.step()
         done = iteration + 1
         result.iterations = done
         log_now = done % cfg.log_period == 0 or done == cfg.solver.max_iter
@@ -333,11 +350,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
             values = {k: float(np.mean(v)) for k, v in window.items()}
             values = reduce_mean(values, info.device)
             elapsed = time.perf_counter() - t_last
+            steps = max(1, len(window.get("loss", [])) // accum)
             values.update(
                 lr=lr,
                 epoch=round(sampler.epoch_of(done * accum), 3),
-                time=round(elapsed / max(1, len(window["loss"]) // accum), 4),
-                data_time=round(data_time / max(1, len(window["loss"]) // accum), 4),
+                time=round(elapsed / steps, 4),
+                data_time=round(data_time / steps, 4),
                 images_per_s=round(images_seen * info.world_size / max(elapsed, 1e-9), 2),
             )
             if grad_norm is not None:
