@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -143,3 +145,22 @@ def test_refuses_other_models_and_unsupported_variants(tmp_path):
         seqrank_config_to_official_yaml(seqrank_swinL_config(backbone=BackboneConfig.efficientnet()))
     with pytest.raises(InputError, match="official code does not have"):
         seqrank_config_to_official_yaml(seqrank_swinL_config(readout=ReadoutConfig(exclude_visited=True)))
+
+
+@pytest.mark.fixtures
+def test_each_reader_refuses_another_models_config(shared_fixtures) -> None:
+    """One shared check: the error names the file and what the config looks like."""
+    from salrank.modeling.posesor import posesor_config_from_official_yaml
+    from salrank.modeling.ppa import ppa_config_from_official_yaml
+    from salrank.modeling.seqrank import seqrank_config_from_official_yaml
+
+    models = shared_fixtures / "models"
+    cases = [
+        (seqrank_config_from_official_yaml, models / "posesor" / "config.yaml", "not a SeqRank config (it looks like a posesor config)"),
+        (posesor_config_from_official_yaml, models / "ppa" / "config.yaml", "not a PoseSOR config (it looks like a ppa config)"),
+        (ppa_config_from_official_yaml, models / "seqrank_correct" / "config.yaml", "not a PPA config (it looks like a seqrank config)"),
+    ]
+    for reader, path, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)) as info:
+            reader(path)
+        assert str(path) in str(info.value)

@@ -6,7 +6,7 @@ dataclasses into plain dicts and back, so a salrank config can be saved beside i
 """
 
 from salrank.config.dataclass_io import config_from_dict, config_to_dict, load_config_file, save_config_file
-from salrank.config.official_yaml import cfg_get, detect_architecture, load_official_yaml
+from salrank.config.official_yaml import cfg_get, detect_architecture, load_official_yaml, read_official_config
 
 __all__ = [
     "cfg_get",
@@ -15,5 +15,6 @@ __all__ = [
     "detect_architecture",
     "load_config_file",
     "load_official_yaml",
+    "read_official_config",
     "save_config_file",
 ]

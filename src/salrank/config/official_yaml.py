@@ -83,3 +83,23 @@ def detect_architecture(cfg: dict[str, Any]) -> str:
     if cfg_get(cfg, "MODEL.GAZE_SHIFT_HEAD", None) is not None:
         return "seqrank"
     raise InputError(f"cannot tell which model this config describes (META_ARCHITECTURE={meta!r})")
+
+
+def read_official_config(
+    source: str | os.PathLike[str] | dict[str, Any], architecture: str, label: str
+) -> tuple[dict[str, Any], str | os.PathLike[str] | None]:
+    """The official config of ``source`` (a yaml path, read with its ``_BASE_``, or a loaded dict) and
+    its path (``None`` for a dict), refused unless it describes ``architecture``.
+
+    Raises:
+        InputError: "this is not a {label} config (it looks like a ... config)", naming the file.
+    """
+    path = None if isinstance(source, dict) else source
+    cfg = source if isinstance(source, dict) else load_official_yaml(source)
+    try:
+        arch = detect_architecture(cfg)
+    except InputError:
+        arch = "unknown"
+    if arch != architecture:
+        raise InputError(f"this is not a {label} config (it looks like a {arch} config)", path)
+    return cfg, path

@@ -26,8 +26,7 @@ from salrank.config import (
     cfg_get,
     config_from_dict,
     config_to_dict,
-    detect_architecture,
-    load_official_yaml,
+    read_official_config,
 )
 from salrank.errors import InputError
 from salrank.modeling.backbones import (
@@ -530,14 +529,7 @@ def posesor_config_from_official_yaml(source: str | os.PathLike[str] | dict[str,
         InputError: the file is not a PoseSOR config, or names modules salrank does not implement (a
             positional encoding other than ``APE``, an unknown neck or ablation).
     """
-    path = None if isinstance(source, dict) else source
-    cfg = source if isinstance(source, dict) else load_official_yaml(source)
-    try:
-        arch = detect_architecture(cfg)
-    except InputError:
-        arch = "unknown"
-    if arch != "posesor":
-        raise InputError(f"this is not a PoseSOR config (it looks like a {arch} config)", path)
+    cfg, path = read_official_config(source, "posesor", "PoseSOR")
 
     def get(key: str) -> Any:
         return cfg_get(cfg, key, _OFFICIAL_DEFAULTS.get(key))

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from salrank.config import cfg_get, detect_architecture, load_official_yaml
+from salrank.config import cfg_get, read_official_config
 from salrank.errors import InputError
 from salrank.modeling.backbones.vovnet import VOVNET_SPECS, VoVNetSpec
 
@@ -278,14 +278,7 @@ def ppa_config_from_official_yaml(
         InputError: the file is not a PPA/CenterMask config, or uses a variant salrank cannot build
             (ResNet Mask R-CNN ablations, deformable convolutions, keypoints).
     """
-    path = None if isinstance(source, dict) else source
-    cfg = source if isinstance(source, dict) else load_official_yaml(source)
-    try:
-        arch = detect_architecture(cfg)
-    except InputError:
-        arch = "unknown"
-    if arch != "ppa":
-        raise InputError(f"this is not a PPA config (it looks like a {arch} config)", path)
+    cfg, path = read_official_config(source, "ppa", "PPA")
 
     def get(key: str, default: Any) -> Any:
         return cfg_get(cfg, key, default)

@@ -29,8 +29,7 @@ from salrank.config import (
     cfg_get,
     config_from_dict,
     config_to_dict,
-    detect_architecture,
-    load_official_yaml,
+    read_official_config,
 )
 from salrank.errors import InputError
 from salrank.modeling.backbones import ResNetConfig, SwinConfig
@@ -411,14 +410,7 @@ def seqrank_config_from_official_yaml(source: str | os.PathLike[str] | dict[str,
         InputError: not a SeqRank config, or a variant salrank cannot build (SMT backbones, another
             head), or inconsistent channel counts.
     """
-    path = None if isinstance(source, dict) else source
-    cfg = source if isinstance(source, dict) else load_official_yaml(source)
-    try:
-        arch = detect_architecture(cfg)
-    except InputError:
-        arch = "unknown"
-    if arch != "seqrank":
-        raise InputError(f"this is not a SeqRank config (it looks like a {arch} config)", path)
+    cfg, path = read_official_config(source, "seqrank", "SeqRank")
 
     def get(key: str, default: Any) -> Any:
         return _literal(cfg_get(cfg, key, default))
