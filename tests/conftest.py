@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -37,3 +38,13 @@ def shared_images() -> Path:
     if not path.is_dir():
         pytest.skip(f"real test photos not found at {path} (set SALRANK_SHARED or place shared/ beside the repo)")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (as the fixtures were made, and so that two OpenMP threads do not
+    spin against other processes on a busy 2-core machine); the previous count is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,13 +18,7 @@ from salrank.io.json_folder import read_prediction_json
 from salrank.modeling.loading import save_model
 from salrank.modeling.seqrank import build_seqrank, seqrank_tiny_config
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def find_json(out, name):

@@ -13,13 +13,7 @@ from salrank.modeling.seqrank import build_seqrank, seqrank_tiny_config
 from salrank.predictor import Predictor, image_name
 from salrank.structures import RankedInstances
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

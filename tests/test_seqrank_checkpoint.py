@@ -29,12 +29,7 @@ from salrank.modeling.seqrank import (
 VARIANTS = {"seqrank_correct": "correct", "seqrank_orig": "original"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def image(seed=0, h=50, w=70):

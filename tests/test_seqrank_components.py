@@ -29,13 +29,7 @@ from salrank.modeling.seqrank.ranking_module import (
 from salrank.modeling.seqrank.roi_readout import roi_align_batched
 from salrank.ops import roi_align
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def photo(seed=0, h=50, w=70):

@@ -82,10 +82,4 @@ def test_resume_needs_a_checkpoint(data: Path, tmp_path: Path) -> None:
         train(tiny_config(data, tmp_path / "empty", 2, workers=0), resume=True, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two OpenMP threads spin against other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")

@@ -111,7 +111,7 @@ def _ppa_adapter() -> ModelAdapter:
         default_config=p.ppa_v39_config,
         from_official_yaml=p.ppa_config_from_official_yaml,
         load_official=p.load_official_ppa_checkpoint,
-        presets={"ppa-v39": p.ppa_v39_config},
+        presets=p.PPA_CONFIG_PRESETS,
         checkpoint_configs={"ppa": p.ppa_v39_config},
     )
 
