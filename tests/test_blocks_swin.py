@@ -263,3 +263,19 @@ def test_autocast_inference(fused):
     for key in ref:
         assert out[key].shape == ref[key].shape
         torch.testing.assert_close(out[key].float(), ref[key], atol=0.1, rtol=0.1)
+
+
+def test_training_after_inference_mode_at_the_same_size():
+    """Window layouts are cached per size: one first built under torch.inference_mode (a Predictor call)
+    must still serve a later training forward at that size."""
+    window_layout.cache_clear()
+    torch.manual_seed(0)
+    model = SwinTransformer(SwinConfig(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=4))
+    images = torch.randn(1, 3, 72, 88)
+    model.eval()
+    with torch.inference_mode():
+        model(images)
+    model.train()
+    out = model(images)
+    sum(v.sum() for v in out.values()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

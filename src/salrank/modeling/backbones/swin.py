@@ -192,10 +192,14 @@ class WindowLayout:
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)  # cached tensors are reused under autograd: never make them inference tensors
 def window_layout(
     height: int, width: int, window_size: int, shift: int, batch: int, device: torch.device
 ) -> WindowLayout:
     """The :class:`WindowLayout` for a ``height x width`` grid (cached per size and device).
+
+    Computed outside ``torch.inference_mode`` even when first asked for inside it (``Predictor``):
+    a layout cached there would be an inference tensor that a later training forward cannot use.
 
     Follows the official block: zero-pad bottom/right to multiples of ``window_size``, roll by
     ``-shift`` in both directions, partition into windows; with ``shift > 0`` the 3x3 regions of the
