@@ -121,6 +121,40 @@ def test_nms_matches_reference():
     assert keep == _reference_nms(boxes.tolist(), scores.tolist(), 0.5)
 
 
+def _float32_loop_nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
+    """Greedy NMS one kept box at a time, in float32 like torchvision's kernel (IoU compared in double)."""
+    order = np.argsort(-scores, kind="stable")
+    b = boxes[order]
+    areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    suppressed = np.zeros(len(b), dtype=bool)
+    keep = []
+    for i in range(len(b)):
+        if suppressed[i]:
+            continue
+        keep.append(int(order[i]))
+        w = np.maximum(np.minimum(b[i, 2], b[i + 1 :, 2]) - np.maximum(b[i, 0], b[i + 1 :, 0]), np.float32(0))
+        h = np.maximum(np.minimum(b[i, 3], b[i + 1 :, 3]) - np.maximum(b[i, 1], b[i + 1 :, 1]), np.float32(0))
+        inter = w * h
+        with np.errstate(invalid="ignore"):  # two zero-area boxes: 0 / 0, never suppressed
+            iou = inter / (areas[i] + areas[i + 1 :] - inter)
+        suppressed[i + 1 :] |= iou.astype(np.float64) > thr
+    return keep
+
+
+@pytest.mark.parametrize("n, spread", [(700, 100.0), (1300, 600.0), (64, 20.0)])
+def test_nms_float32_matches_one_box_at_a_time(n, spread):
+    """More boxes than one IoU block (256 rows), ties in score, duplicates, zero-area boxes, IoU exactly at the threshold."""
+    rng = np.random.default_rng(n)
+    xy = rng.integers(0, int(spread), (n, 2)).astype(np.float32)
+    wh = rng.integers(0, 40, (n, 2)).astype(np.float32)  # integer sizes: many exact IoU values, some zero areas
+    boxes = np.concatenate([xy, xy + wh], 1)
+    boxes[1::7] = boxes[0::7][: len(boxes[1::7])]  # duplicates
+    scores = rng.integers(0, 50, n).astype(np.float32)  # many equal scores
+    for thr in (0.5, 0.6, 0.0):
+        keep = nms(torch.from_numpy(boxes), torch.from_numpy(scores), thr).tolist()
+        assert keep == _float32_loop_nms(boxes, scores, thr)
+
+
 def test_batched_nms_keeps_other_categories():
     boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10.0]])
     scores = torch.tensor([0.9, 0.8, 0.7])

@@ -12,32 +12,58 @@ import numpy as np
 import torch
 from torch import Tensor
 
+_ROW_BLOCK = 256  # rows of the IoU matrix computed at once (bounds memory: 256 x N values)
+
+
+def _overlap_bits(boxes: Tensor, iou_threshold: float) -> np.ndarray:
+    """Row ``i``, bit ``j`` (``j > i``): box ``j`` overlaps box ``i`` by more than the threshold.
+
+    Rows are bit-packed (little-endian ``uint64`` words, ``[N, ceil(N / 64)]``). The IoUs are computed on
+    the boxes' device, in their precision, block by block, and compared in double precision.
+    """
+    n = len(boxes)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    areas = (x2 - x1) * (y2 - y1)
+    words = (n + 63) // 64
+    bits = np.zeros((n, words * 8), dtype=np.uint8)
+    zero = boxes.new_zeros(())
+    for start in range(0, n, _ROW_BLOCK):
+        stop = min(start + _ROW_BLOCK, n)
+        rows, cols = slice(start, stop), slice(start, n)  # only j >= start can be suppressed by these rows
+        w = torch.minimum(x2[rows, None], x2[cols]) - torch.maximum(x1[rows, None], x1[cols])
+        h = torch.minimum(y2[rows, None], y2[cols]) - torch.maximum(y1[rows, None], y1[cols])
+        inter = w.clamp_(min=zero) * h.clamp_(min=zero)
+        iou = inter.div_(areas[rows, None] + areas[cols] - inter)
+        over = iou.double() > iou_threshold
+        over &= torch.arange(start, n, device=boxes.device) > torch.arange(start, stop, device=boxes.device)[:, None]
+        over = over.cpu().numpy()
+        # Columns start..n-1 go to bits start..n-1: pack from the byte holding bit `start`.
+        first_byte = start // 8
+        lead = start - first_byte * 8
+        packed = np.packbits(np.pad(over, ((0, 0), (lead, 0))), axis=1, bitorder="little")
+        bits[rows, first_byte : first_byte + packed.shape[1]] = packed
+    return bits.view("<u8")
+
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
-    """Indices (``int64``) of the boxes kept by greedy NMS, by decreasing score."""
+    """Indices (``int64``) of the boxes kept by greedy NMS, by decreasing score.
+
+    The pairwise "overlaps too much" relation is computed at once (on the boxes' device, so a GPU does
+    the quadratic part), then the greedy pass walks the boxes by score on bit-packed rows: a box is kept
+    unless an earlier kept box suppressed it, and keeping it suppresses its row. The relation takes
+    ``N * N / 8`` bytes of host memory (3 MB for 5000 boxes).
+    """
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    b = boxes[order].detach().cpu().numpy()
-    ftype = b.dtype
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    n = len(b)
-    suppressed = np.zeros(n, dtype=bool)
+    overlaps = _overlap_bits(boxes[order].detach(), iou_threshold)
+    suppressed = np.zeros(overlaps.shape[1], dtype=np.uint64)
     keep = []
-    for i in range(n):
-        if suppressed[i]:
+    for i in range(len(overlaps)):
+        if (int(suppressed[i >> 6]) >> (i & 63)) & 1:
             continue
         keep.append(i)
-        rest = np.arange(i + 1, n)
-        rest = rest[~suppressed[rest]]
-        if len(rest) == 0:
-            break
-        w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), ftype.type(0))
-        h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), ftype.type(0))
-        inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
-        suppressed[rest[iou.astype(np.float64) > iou_threshold]] = True
+        suppressed |= overlaps[i]
     return order[torch.as_tensor(keep, dtype=torch.int64, device=order.device)]
 
 

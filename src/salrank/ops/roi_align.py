@@ -101,8 +101,8 @@ def roi_align(
         if not aligned:
             roi_w, roi_h = max(roi_w, ftype(1.0)), max(roi_h, ftype(1.0))
         bin_h, bin_w = roi_h / ftype(ph), roi_w / ftype(pw)
-        gh = sampling_ratio if sampling_ratio > 0 else int(math.ceil(roi_h / ftype(ph)))
-        gw = sampling_ratio if sampling_ratio > 0 else int(math.ceil(roi_w / ftype(pw)))
+        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_h / ftype(ph))
+        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_w / ftype(pw))
         count = max(gh * gw, 1)
         y1, x1, bin_h, bin_w = float(y1), float(x1), float(bin_h), float(bin_w)
         wy, y0 = _axis_weights(y1, bin_h, ph, gh, h, wdtype, features.device)
