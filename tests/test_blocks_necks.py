@@ -57,7 +57,7 @@ def test_neck_matches_official_intermediates(shared_fixtures, name):
 @pytest.mark.parametrize("name", sorted(NECK_OF))
 def test_backbone_and_neck_chain_matches_official(shared_fixtures, name):
     """Swin (official numerics) -> neck: FrcPN's local-mean comparisons must see the official features."""
-    from test_blocks_swin import PIXEL_MEAN, PIXEL_STD, load_fixture_backbone
+    from _swin_helpers import PIXEL_MEAN, PIXEL_STD, load_fixture_backbone
 
     folder = shared_fixtures / "models" / name
     backbone, expected = load_fixture_backbone(folder)

@@ -7,15 +7,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _swin_helpers import PIXEL_MEAN, PIXEL_STD, load_fixture_backbone
 
-from salrank.checkpoint import read_official_checkpoint
 from salrank.config import load_official_yaml
 from salrank.modeling.backbones import SwinConfig, SwinTransformer, backbone_config_from_official
-from salrank.modeling.backbones.swin import relative_position_index, window_layout
+from salrank.modeling.backbones.swin import window_layout
 
 FIXTURES = ["seqrank_correct", "seqrank_orig", "posesor"]
-PIXEL_MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
-PIXEL_STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
 
 
 @pytest.fixture(autouse=True)
@@ -26,19 +24,6 @@ def two_threads():
     torch.set_num_threads(old)
 
 
-def load_fixture_backbone(folder, fused: bool = False) -> tuple[SwinTransformer, dict]:
-    cfg = load_official_yaml(folder / "config.yaml")
-    config = SwinConfig.from_official_cfg(cfg)
-    config.fused_attention = fused
-    model = SwinTransformer(config).eval()
-    state = read_official_checkpoint(folder / "checkpoint.pth")
-    backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
-    for key in [k for k in backbone if k.endswith("relative_position_index")]:
-        index = backbone.pop(key)  # the official buffer must equal the one computed here
-        assert torch.equal(index, relative_position_index(model.config.window_size)), key
-    model.load_state_dict(backbone, strict=True)
-    expected = torch.load(folder / "expected.pt", weights_only=True)
-    return model, expected
 
 
 @pytest.mark.fixtures

@@ -92,7 +92,7 @@ def _official_key_candidates(model: PPA) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny() -> PPA:
-    from test_ppa_components import tiny_config
+    from _ppa_helpers import tiny_config
 
     torch.manual_seed(1)
     return build_ppa(tiny_config())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_weights_verify import seqrank_state
+from _state_builders import seqrank_state
 
 from salrank.cli import main
 from salrank.weights import DownloadError, FetchError, download_url, fetch_weights, google_drive_id, installed_path

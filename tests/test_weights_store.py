@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_weights_verify import efficientnet_state, posesor_state, save, seqrank_state
+from _state_builders import efficientnet_state, posesor_state, save, seqrank_state
 
 from salrank.cli import main
 from salrank.errors import CheckpointError, InputError, WeightsNotFoundError
