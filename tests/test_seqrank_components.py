@@ -21,13 +21,13 @@ from salrank.modeling.seqrank.config import (
     ReadoutConfig,
     TransformerConfig,
 )
-from salrank.modeling.seqrank.fovea_module import boxes_cxcyhw_to_xyxy
 from salrank.modeling.seqrank.ranking_module import (
     SequentialRankingModule,
     visit_indicators,
 )
 from salrank.modeling.seqrank.roi_readout import roi_align_batched
 from salrank.ops import roi_align
+from salrank.ops.boxes import box_cxcyhw_to_xyxy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,7 +65,7 @@ def test_batched_roi_align_passes_gradients_to_features():
 
 def test_boxes_are_cx_cy_h_w():
     # the official head predicts (cx, cy, h, w): height before width
-    assert boxes_cxcyhw_to_xyxy(torch.tensor([0.5, 0.5, 0.2, 0.6])).tolist() == pytest.approx([0.2, 0.4, 0.8, 0.6])
+    assert box_cxcyhw_to_xyxy(torch.tensor([0.5, 0.5, 0.2, 0.6])).tolist() == pytest.approx([0.2, 0.4, 0.8, 0.6])
 
 
 def test_visit_indicators_follow_the_official_rule():

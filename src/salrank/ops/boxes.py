@@ -1,11 +1,20 @@
-"""Small operations on ``[x1, y1, x2, y2]`` boxes, with detectron2's ``Boxes`` semantics."""
+"""Small operations on ``[x1, y1, x2, y2]`` boxes, with detectron2's ``Boxes`` semantics, and the
+``(cx, cy, h, w)`` <-> corners conversions of SeqRank and PoseSOR (height before width)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["box_area", "box_iou", "clip_boxes", "nonempty_boxes", "scale_boxes"]
+__all__ = [
+    "box_area",
+    "box_cxcyhw_to_xyxy",
+    "box_iou",
+    "box_xyxy_to_cxcyhw",
+    "clip_boxes",
+    "nonempty_boxes",
+    "scale_boxes",
+]
 
 
 def box_area(boxes: Tensor) -> Tensor:
@@ -44,3 +53,19 @@ def scale_boxes(boxes: Tensor, scale_x: float, scale_y: float) -> Tensor:
 def nonempty_boxes(boxes: Tensor, threshold: float = 0.0) -> Tensor:
     """Boolean mask of boxes whose width and height are both ``> threshold`` (``Boxes.nonempty``)."""
     return ((boxes[:, 2] - boxes[:, 0]) > threshold) & ((boxes[:, 3] - boxes[:, 1]) > threshold)
+
+
+def box_cxcyhw_to_xyxy(boxes: Tensor) -> Tensor:
+    """``(..., 4)`` ``(cx, cy, h, w)`` -> ``(x1, y1, x2, y2)`` (the official ``xyhw2xyxy``).
+
+    SeqRank's and PoseSOR's box heads predict height before width; every consumer of their boxes
+    converts with this.
+    """
+    cx, cy, h, w = boxes.unbind(-1)
+    return torch.stack([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], dim=-1)
+
+
+def box_xyxy_to_cxcyhw(boxes: Tensor) -> Tensor:
+    """``(..., 4)`` ``(x1, y1, x2, y2)`` -> ``(cx, cy, h, w)`` (the official ``xyxy2xyhw``)."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([(x1 + x2) / 2.0, (y1 + y2) / 2.0, y2 - y1, x2 - x1], dim=-1)

@@ -49,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from salrank.ops.boxes import box_cxcyhw_to_xyxy
+
 __all__ = [
     "boxes_to_pixels",
     "heatmap_argmax",
@@ -87,9 +89,7 @@ def boxes_to_pixels(box_logits: Tensor, height: int, width: int) -> Tensor:
 
     Sigmoid gives ``(cx, cy, h, w)`` relative to the image (note the official ``h, w`` order).
     """
-    b = torch.sigmoid(box_logits)
-    x, y, h, w = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    xyxy = torch.stack([x - w / 2.0, y - h / 2.0, x + w / 2.0, y + h / 2.0], dim=-1)
+    xyxy = box_cxcyhw_to_xyxy(torch.sigmoid(box_logits))
     return xyxy.cpu() * torch.tensor([width, height, width, height])
 
 

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from salrank.modeling.layers import MLP, Attention, FeedForward
 from salrank.modeling.seqrank.roi_readout import roi_align_boxes
+from salrank.ops.boxes import box_cxcyhw_to_xyxy
 
 __all__ = [
     "FoveaBlock",
@@ -43,18 +44,8 @@ __all__ = [
     "InstancePrediction",
     "LinearNorm",
     "MultiEyeSampler",
-    "boxes_cxcyhw_to_xyxy",
     "init_linear_and_norm_",
 ]
-
-
-def boxes_cxcyhw_to_xyxy(boxes: Tensor) -> Tensor:
-    """``(..., 4)`` boxes ``(cx, cy, h, w)`` -> ``(x1, y1, x2, y2)`` (the official ``xyhw2xyxy``).
-
-    SeqRank's box head predicts height before width; every consumer of its boxes converts with this.
-    """
-    cx, cy, h, w = boxes.unbind(-1)
-    return torch.stack([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], dim=-1)
 
 
 def init_linear_and_norm_(module: nn.Module) -> None:
@@ -167,7 +158,7 @@ class MultiEyeSampler(nn.Module):
         """
         b, _, h, w = feature.shape
         nq = boxes.shape[1]
-        corners = boxes_cxcyhw_to_xyxy(boxes.detach()).clamp(min=0.0, max=1.0)
+        corners = box_cxcyhw_to_xyxy(boxes.detach()).clamp(min=0.0, max=1.0)
         corners = corners * torch.tensor([w, h, w, h], dtype=corners.dtype, device=corners.device)
         cells = roi_align_boxes(feature, corners, self.grid, batched=batched)  # (B*nq, C, rows, cols)
         cells = cells + self.grid_embed[None]

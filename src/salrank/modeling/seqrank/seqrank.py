@@ -46,7 +46,6 @@ from salrank.modeling.seqrank.config import SeqRankConfig, build_backbone
 from salrank.modeling.seqrank.fovea_module import (
     FoveaModule,
     FoveaOutput,
-    boxes_cxcyhw_to_xyxy,
 )
 from salrank.modeling.seqrank.inference import (
     RankedQueries,
@@ -59,6 +58,7 @@ from salrank.modeling.seqrank.ranking_module import (
     RankingContext,
     SequentialRankingModule,
 )
+from salrank.ops.boxes import box_cxcyhw_to_xyxy
 from salrank.structures import RankedInstances
 
 __all__ = ["SeqRank", "SeqRankOutput", "build_seqrank", "resize_square"]
@@ -245,7 +245,7 @@ class SeqRank(SORModel):
         """The ranked objects of every image at its original ``(height, width)``."""
         final = out.fovea.final
         assert final.masks is not None
-        boxes = boxes_cxcyhw_to_xyxy(final.boxes.float().sigmoid())
+        boxes = box_cxcyhw_to_xyxy(final.boxes.float().sigmoid())
         results = []
         for b, (ranking, (h, w), name) in enumerate(zip(rankings, sizes, names)):
             index = torch.tensor(ranking.query_index, dtype=torch.long, device=boxes.device)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from salrank.ops.boxes import box_cxcyhw_to_xyxy, box_xyxy_to_cxcyhw
+
 __all__ = [
     "box_cxcyhw_to_xyxy",
     "box_l1_giou_loss",
@@ -23,18 +25,6 @@ __all__ = [
     "generalized_box_iou_loss",
     "masks_to_boxes_normalised",
 ]
-
-
-def box_cxcyhw_to_xyxy(boxes: Tensor) -> Tensor:
-    """``(..., 4)`` ``(cx, cy, h, w)`` -> ``(x1, y1, x2, y2)`` (the official ``xyhw2xyxy``)."""
-    cx, cy, h, w = boxes.unbind(-1)
-    return torch.stack([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], dim=-1)
-
-
-def box_xyxy_to_cxcyhw(boxes: Tensor) -> Tensor:
-    """``(..., 4)`` ``(x1, y1, x2, y2)`` -> ``(cx, cy, h, w)`` (the official ``xyxy2xyhw``)."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([(x1 + x2) / 2.0, (y1 + y2) / 2.0, y2 - y1, x2 - x1], dim=-1)
 
 
 def generalized_box_iou_loss(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
