@@ -2,18 +2,21 @@
 
 The fixture is a narrow PPA (VoVNet "V-39-eSE-tiny-a", 32-wide FPN, 8 detections) run by the official
 CenterMask2/detectron2 code on a real 640x480 photo. Intermediates must agree within 1e-4; detections,
-ranks and pasted masks must be the same.
+ranks and pasted masks must be the same, in each inference form (NHWC, NCHW, optimised).
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from salrank.modeling.layers.frozen_bn import FrozenBatchNorm2d
 from salrank.modeling.ppa import build_ppa, load_official_ppa_checkpoint, ppa_config_from_official_yaml
+from salrank.modeling.ppa.inference_forms import optimize_ppa_for_inference
 from salrank.modeling.ppa.ppa import PPA, PPAPrediction
 
 ATOL = 1e-4
@@ -41,18 +44,34 @@ def model(ppa_dir: Path, expected: dict) -> PPA:
     return m
 
 
-@pytest.fixture(scope="module", params=["channels_last", "nchw"])
-def run(request: pytest.FixtureRequest, model: PPA, expected: dict) -> tuple[PPAPrediction, dict]:
-    """Both convolution layouts reproduce the official outputs (NCHW runs the official kernels)."""
+@pytest.fixture(scope="module", params=["channels_last", "nchw", "optimised"])
+def form(request: pytest.FixtureRequest, model: PPA) -> PPA:
+    """Every inference form reproduces the official outputs: NHWC convolutions (the default), NCHW (the
+    official kernels) and ``optimize_ppa_for_inference`` (frozen BN folded, FCOS towers fused; a copy)."""
+    if request.param == "optimised":
+        optimised = copy.deepcopy(model)
+        # the checkpoint's BatchNorms are not the identity, so folding does real arithmetic here
+        assert any(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in optimised.modules() if isinstance(m, FrozenBatchNorm2d))
+        changes = optimize_ppa_for_inference(optimised)
+        assert changes["folded_bn"] > 0 and changes["fused_fcos"] == 1
+        yield optimised
+        return
     model.set_channels_last(request.param == "channels_last")
+    try:
+        yield model
+    finally:
+        model.set_channels_last(True)
+
+
+@pytest.fixture(scope="module")
+def run(form: PPA, expected: dict) -> tuple[PPAPrediction, dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the fixture was produced with 2 threads
     try:
         record: dict = {}
-        prediction = model.run_image(expected["input"]["image_bgr"], record=record)
+        prediction = form.run_image(expected["input"]["image_bgr"], record=record)
     finally:
         torch.set_num_threads(threads)
-        model.set_channels_last(True)
     return prediction, record
 
 
@@ -125,13 +144,13 @@ def test_final_boxes_scores_and_masks(run: tuple, expected: dict) -> None:
     assert flipped == 0, f"{flipped} mask pixels differ from the official pasted masks"
 
 
-def test_predict_returns_ranked_instances_in_rank_order(model: PPA, ppa_dir: Path, expected: dict) -> None:
+def test_predict_returns_ranked_instances_in_rank_order(form: PPA, ppa_dir: Path, expected: dict) -> None:
     from salrank.utils.io import read_image
 
     image = read_image(ppa_dir / "input.jpg")
     # our reader + the official test mapper give the official model input byte for byte
-    assert torch.equal(model.preprocess(image), expected["input"]["image_bgr"])
-    (result,) = model.predict([image], ["input"])
+    assert torch.equal(form.preprocess(image), expected["input"]["image_bgr"])
+    (result,) = form.predict([image], ["input"])
     final = expected["final"]
     order = [0, 6, 7, 2, 1]  # detections with rank classes 4, 3, 2, 1, 0
     assert len(result) == 5 and result.model == "ppa" and (result.height, result.width) == (480, 640)

@@ -2,7 +2,7 @@
 
 The optimised form (frozen BatchNorm folded into the VoVNet convolutions, FCOS towers fused) must give
 the same function up to float rounding, and the same detections, masks and ranks: on tiny random models
-here, and on the official fixture (``../shared/fixtures/models/ppa``) against the official outputs.
+here; against the official outputs of ``../shared/fixtures/models/ppa`` in ``test_ppa_fidelity.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _ppa_helpers import TINY_SPEC, tiny_config
 
 from salrank.modeling.backbones.vovnet import (
     ConvNormReLU,
@@ -22,14 +23,11 @@ from salrank.modeling.backbones.vovnet import (
     fold_conv_frozen_bn,
 )
 from salrank.modeling.layers.frozen_bn import FrozenBatchNorm2d
-from salrank.modeling.ppa import PPAConfig, RankHeadConfig, build_ppa
+from salrank.modeling.ppa import build_ppa
 from salrank.modeling.ppa.config import FCOSConfig
 from salrank.modeling.ppa.fcos import FCOSHead, FusedFCOSTowers
 from salrank.modeling.ppa.inference_forms import optimize_ppa_for_inference
 
-TINY_SPEC = VoVNetSpec(
-    "tiny", (8, 8, 16), (8, 8, 8, 8), (16, 16, 32, 32), 2, (1, 1, 2, 1)
-)
 TINY_DW_SPEC = VoVNetSpec(
     "tiny-dw", (8, 8, 8), (8, 8, 8, 8), (16, 16, 32, 32), 2, (1, 1, 2, 1), dw=True
 )
@@ -45,17 +43,6 @@ def randomize_frozen_bn(module: torch.nn.Module, seed: int = 0) -> None:
             m.bias.copy_(torch.randn(n, generator=g) * 0.2)
             m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-
-
-def tiny_config() -> PPAConfig:
-    cfg = PPAConfig(vovnet="tiny", vovnet_spec=TINY_SPEC, fpn_out_channels=32)
-    cfg.roi_heads.mask_conv_dim = cfg.roi_heads.maskiou_conv_dim = 32
-    cfg.rank_head = RankHeadConfig(
-        conv_dim=16, dense_dim=32, obj_dim=32, d_model=32, n_head=4, num_layers=2
-    )
-    cfg.fcos.post_nms_topk = 6
-    cfg.input.min_size_test, cfg.input.max_size_test = 128, 400
-    return cfg
 
 
 def lively_tiny_ppa(seed: int = 0):
@@ -222,90 +209,12 @@ def test_optimised_tiny_ppa_predicts_the_same(seed: int) -> None:
 # --------------------------------------------------------------------------- official fixture
 @pytest.fixture(scope="module")
 def official(shared_fixtures: Path) -> tuple:
-    from salrank.modeling.ppa import (
-        load_official_ppa_checkpoint,
-        ppa_config_from_official_yaml,
-    )
-
+    """The official PPA fixture's expected outputs and folder (its outputs are compared in every
+    inference form, the optimised one included, by ``test_ppa_fidelity.py``)."""
     path = shared_fixtures / "models" / "ppa"
     if not (path / "expected.pt").is_file():
         pytest.skip(f"PPA fixture not found in {path}")
-    expected = torch.load(path / "expected.pt", weights_only=True)
-    cfg = ppa_config_from_official_yaml(
-        path / "config.yaml", vovnet_spec=expected["meta"]["vovnet_spec"]
-    )
-    model = build_ppa(cfg)
-    assert load_official_ppa_checkpoint(model, path / "checkpoint.pth").ok
-    assert any(
-        not torch.equal(m.weight, torch.ones_like(m.weight))
-        for m in model.modules()
-        if isinstance(m, FrozenBatchNorm2d)
-    )
-    changes = optimize_ppa_for_inference(model)
-    assert changes["folded_bn"] > 0 and changes["fused_fcos"] == 1
-    return model, expected, path
-
-
-def test_optimised_form_reproduces_the_official_fixture(official: tuple) -> None:
-    model, expected, _ = official
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        record: dict = {}
-        prediction = model.run_image(expected["input"]["image_bgr"], record=record)
-    finally:
-        torch.set_num_threads(threads)
-
-    def close(
-        got: torch.Tensor, want: torch.Tensor, name: str, atol: float = 1e-4
-    ) -> None:
-        assert tuple(got.shape) == tuple(want.shape), name
-        diff = (got.double() - want.double()).abs().max().item() if got.numel() else 0.0
-        assert diff <= atol, f"{name}: max abs difference {diff:.3g} > {atol}"
-
-    for name in ("stage3", "stage4", "stage5"):
-        close(
-            record[f"backbone.{name}"], expected["backbone"][name], f"backbone.{name}"
-        )
-    for name in ("p3", "p4", "p5", "p6", "p7"):
-        close(record[f"fpn.{name}"], expected["fpn"][name], f"fpn.{name}")
-    for key in ("cls_logits", "bbox_reg", "ctrness_logits"):
-        got, want = record[f"fcos_head.{key}"], expected["fcos_head"][key]
-        assert len(got) == len(want) == 5
-        for level, (g, w) in enumerate(zip(got, want)):
-            close(g, w, f"fcos_head.{key}[{level}]")
-    assert torch.equal(
-        record["mask_pooler_level_index"], expected["mask_pooler_level_index"]
-    )
-    for key in (
-        "mask_pooler_out",
-        "mask_logits",
-        "maskiou_pred",
-        "sor_in_mask_probs_28",
-        "sor_logits",
-    ):
-        close(record[key], expected[key], key)
-    final = expected["final"]
-    det = prediction.detections
-    assert prediction.detection_index.tolist() == list(range(8))
-    assert det.pred_ranks.tolist() == [int(r) for r in final["pred_ranks"].tolist()]
-    close(prediction.boxes, final["pred_boxes"], "final boxes", atol=1e-3)
-    close(det.scores, final["scores"], "final scores", atol=1e-6)
-    close(det.mask_scores, final["mask_scores"], "final mask_scores", atol=1e-6)
-    assert torch.equal(prediction.masks(), final["pred_masks"].bool())
-
-
-def test_optimised_form_predicts_the_official_ranked_objects(official: tuple) -> None:
-    from salrank.utils.io import read_image
-
-    model, expected, path = official
-    (result,) = model.predict([read_image(path / "input.jpg")], ["input"])
-    order = [0, 6, 7, 2, 1]  # detections with rank classes 4, 3, 2, 1, 0
-    assert result.extras["rank_class"].tolist() == [4, 3, 2, 1, 0]
-    assert result.extras["detection_index"].tolist() == order
-    np.testing.assert_array_equal(
-        result.masks, expected["final"]["pred_masks"][order].bool().numpy()
-    )
+    return torch.load(path / "expected.pt", weights_only=True), path
 
 
 def test_predictor_loads_ppa_in_its_inference_form(official: tuple) -> None:
@@ -314,7 +223,7 @@ def test_predictor_loads_ppa_in_its_inference_form(official: tuple) -> None:
     from salrank.predictor import Predictor
     from salrank.utils.io import read_image
 
-    _, expected, path = official
+    expected, path = official
     cfg = ppa_config_from_official_yaml(path / "config.yaml", vovnet_spec=expected["meta"]["vovnet_spec"])
     predictor = Predictor.from_config(cfg, path / "checkpoint.pth")
     assert predictor.model.fcos.fused_towers is not None
