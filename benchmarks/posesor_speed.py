@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _stage_timer import stage_seconds  # benchmarks/ is on sys.path when a benchmark runs
 
 OFFICIAL_SECONDS = 23.77  # TIMING.md, PoseSOR 768x768, median of 3
 OFFICIAL_PEAK_GIB = 10.7
@@ -94,24 +95,9 @@ def profile(model, image_path: Path) -> dict[str, float]:
     from salrank.utils.io import read_image
 
     image = read_image(image_path)
-    stamps: dict[str, float] = {}
-
-    def pre(name):
-        return lambda *_: stamps.__setitem__(name + ".start", time.perf_counter())
-
-    def post(name):
-        return lambda *_: stamps.__setitem__(name, stamps.get(name, 0.0) + time.perf_counter() - stamps[name + ".start"])
-
-    handles = []
-    for name in ("backbone", "neck", "sis_decoder", "pose_interaction", "pose_ranking"):
-        mod = model.get_submodule(name)
-        handles += [mod.register_forward_pre_hook(pre(name)), mod.register_forward_hook(post(name))]
-    t0 = time.perf_counter()
-    model.predict([image])
-    total = time.perf_counter() - t0
-    for h in handles:
-        h.remove()
-    parts = {k: round(v, 3) for k, v in stamps.items() if not k.endswith(".start")}
+    stages = ("backbone", "neck", "sis_decoder", "pose_interaction", "pose_ranking")
+    total, seconds = stage_seconds(model, stages, lambda: model.predict([image]))
+    parts = {k: round(v, 3) for k, v in seconds.items()}
     parts["read-out (masks, joints, merge)"] = round(total - sum(parts.values()), 3)
     return {"total": round(total, 3), **parts}
 

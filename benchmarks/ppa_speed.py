@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 
 import torch
+from _stage_timer import stage_seconds  # benchmarks/ is on sys.path when a benchmark runs
 
 OFFICIAL_SECONDS = 1.20  # TIMING.md, PPA with 50 detections, median of 3
 OFFICIAL_RSS_GIB = 1.2
@@ -256,18 +257,7 @@ def profile(model, image_path: Path) -> dict:
     from salrank.utils.io import read_image
 
     image = read_image(image_path)
-    stamps: dict[str, float] = {}
-
-    def pre(name):
-        return lambda *_: stamps.__setitem__(name + ".start", time.perf_counter())
-
-    def post(name):
-        return lambda *_: stamps.__setitem__(
-            name, stamps.get(name, 0.0) + time.perf_counter() - stamps[name + ".start"]
-        )
-
-    handles = []
-    for name in (
+    stages = (
         "backbone",
         "neck",
         "fcos",
@@ -275,19 +265,9 @@ def profile(model, image_path: Path) -> dict:
         "roi_heads.mask_head",
         "roi_heads.maskiou_head",
         "roi_heads.rank_head",
-    ):
-        mod = model.get_submodule(name)
-        handles += [
-            mod.register_forward_pre_hook(pre(name)),
-            mod.register_forward_hook(post(name)),
-        ]
-    t0 = time.perf_counter()
-    model.predict([image])
-    total = time.perf_counter() - t0
-    for h in handles:
-        h.remove()
-    parts = {k: round(v, 3) for k, v in stamps.items() if not k.endswith(".start")}
-    return {"total": round(total, 3), **parts}
+    )
+    total, seconds = stage_seconds(model, stages, lambda: model.predict([image]))
+    return {"total": round(total, 3), **{k: round(v, 3) for k, v in seconds.items()}}
 
 
 def child_rss(form: str, args: argparse.Namespace) -> float | None:
