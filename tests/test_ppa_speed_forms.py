@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ppa_helpers import TINY_SPEC, tiny_config
+from _ppa_helpers import TINY_SPEC, lively, tiny_config
 
 from salrank.modeling.backbones.vovnet import (
     ConvNormReLU,
@@ -47,11 +47,8 @@ def randomize_frozen_bn(module: torch.nn.Module, seed: int = 0) -> None:
 
 def lively_tiny_ppa(seed: int = 0):
     torch.manual_seed(seed)
-    model = build_ppa(tiny_config())
+    model = lively(build_ppa(tiny_config()))
     with torch.no_grad():
-        model.fcos.cls_logits.bias.fill_(-0.6)
-        model.fcos.bbox_pred.bias.fill_(3.0)
-        model.roi_heads.rank_head.classifier.weight.normal_(0, 0.3)
         # the official init (std 0.001) leaves every mask probability within ~1e-3 of the 0.5
         # threshold, where float rounding decides the pasted pixels; a trained head is decisive
         model.roi_heads.mask_head.predictor.weight.normal_(0, 0.05)
