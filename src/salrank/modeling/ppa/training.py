@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -125,9 +124,9 @@ def train_proposals(
         post_nms_topk=cfg.post_nms_topk_train,
     )
     detached = tuple([t.detach() for t in part] for part in outputs)
-    # Early in training FCOS predicts zero-size boxes; their IoU is 0/0, which (as in the official NMS)
-    # suppresses nothing. Silence the warning that would otherwise come with every step.
-    with torch.no_grad(), np.errstate(invalid="ignore", divide="ignore"):
+    # Early in training FCOS predicts zero-size boxes; their IoU is 0/0 (NaN), which, as in the
+    # official NMS, suppresses nothing.
+    with torch.no_grad():
         det = fcos_detections(locations, detached, strides, image_size, train_cfg, batch_index)  # type: ignore[arg-type]
     return det.boxes.float()
 
