@@ -32,9 +32,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
+
+from salrank.training.distributed import reduce_mean
 
 __all__ = [
     "FCOS_INF",
@@ -166,15 +167,6 @@ def fcos_giou_loss(pred: Tensor, target: Tensor) -> Tensor:
     return 1.0 - giou
 
 
-def _mean_over_processes(value: float) -> float:
-    """``value`` summed over processes and divided by their number (the official ``reduce_sum / num_gpus``)."""
-    if dist.is_available() and dist.is_initialized():
-        t = torch.tensor([float(value)], dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
-        dist.all_reduce(t)
-        return float(t.item()) / dist.get_world_size()
-    return float(value)
-
-
 def fcos_losses(
     cls_logits: Tensor,
     box_pred: Tensor,
@@ -199,12 +191,14 @@ def fcos_losses(
     """
     num_classes = cls_logits.shape[1]
     pos = torch.nonzero(labels != num_classes).squeeze(1)
-    num_pos_avg = max(_mean_over_processes(pos.numel()), 1.0)
+    ctr_target = centerness_targets(reg_targets[pos])
+    # the official normalisers: reduce_sum / num_gpus of the positives and of their centerness targets
+    means = reduce_mean({"num_pos": pos.numel(), "ctr_sum": float(ctr_target.sum())}, cls_logits.device)
+    num_pos_avg = max(means["num_pos"], 1.0)
+    ctr_norm = max(means["ctr_sum"], 1e-6)
     class_target = torch.zeros_like(cls_logits)
     class_target[pos, labels[pos]] = 1.0
     cls_loss = sigmoid_focal_loss(cls_logits, class_target, focal_alpha, focal_gamma).sum() / num_pos_avg
-    ctr_target = centerness_targets(reg_targets[pos])
-    ctr_norm = max(_mean_over_processes(float(ctr_target.sum())), 1e-6)
     loc_loss = (fcos_giou_loss(box_pred[pos], reg_targets[pos]) * ctr_target).sum() / ctr_norm
     ctr_loss = F.binary_cross_entropy_with_logits(ctr_logits[pos], ctr_target, reduction="sum") / num_pos_avg
     return {"loss_fcos_cls": cls_loss, "loss_fcos_loc": loc_loss, "loss_fcos_ctr": ctr_loss}

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from salrank.errors import InputError
-from salrank.modeling.ppa.training import PPATrainOutputs, PPATrainTargets
+from salrank.modeling.ppa.training import PPATrainOutputs, PPATrainTargets, rank_classes_from_ranks
 from salrank.ops import roi_align
+from salrank.ops.boxes import nonempty_boxes
 from salrank.training.losses.fcos_losses import (
     fcos_losses,
     fcos_size_ranges,
@@ -79,14 +80,12 @@ def ppa_targets(target: dict[str, Any], image_size: tuple[int, int], num_ranks: 
     Boxes come from the sample's normalised ``boxes`` (the annotation box, else the mask's) times the
     image size; objects whose box is empty are dropped, as detectron2's ``filter_empty_instances``.
     """
-    from salrank.modeling.ppa.training import rank_classes_from_ranks
-
     h, w = image_size
     boxes = target["boxes"].float() * torch.tensor([w, h, w, h], dtype=torch.float32, device=target["boxes"].device)
     masks = target["masks"]
     if masks.shape[-2:] != (h, w):
         raise InputError(f"GT masks are {tuple(masks.shape[-2:])} but the image is {(h, w)}", item=str(target.get("image_id")))
-    keep = ((boxes[:, 2] - boxes[:, 0]) > 1e-5) & ((boxes[:, 3] - boxes[:, 1]) > 1e-5)
+    keep = nonempty_boxes(boxes, 1e-5)
     ranks = rank_classes_from_ranks(target["ranks"], num_ranks)
     return PPATrainTargets(boxes=boxes[keep], rank_classes=ranks[keep], masks=masks[keep])
 
