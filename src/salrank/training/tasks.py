@@ -109,6 +109,17 @@ class TrainingTask:
         raise InputError(f"{self.architecture}: pretrained backbones are not supported", source)
 
 
+def _weights_path(source: str) -> str:
+    """``source`` itself when it is a file, else the local path of the zoo weights it names (downloaded if needed)."""
+    from pathlib import Path
+
+    if Path(source).is_file():
+        return source
+    from salrank.weights import resolve_weights
+
+    return str(resolve_weights(source)[0])
+
+
 # ---------------------------------------------------------------------------------------------- SeqRank
 class SeqRankTask(TrainingTask):
     """SeqRank (and ``seqrank-lite``, which is a SeqRank with a small config)."""
@@ -143,12 +154,7 @@ class SeqRankTask(TrainingTask):
 
         path = source
         if source not in ("packaged",) and model.cfg.backbone.kind != "efficientnet_lite":
-            from pathlib import Path
-
-            if not Path(source).is_file():
-                from salrank.weights import resolve_weights
-
-                path = str(resolve_weights(source)[0])
+            path = _weights_path(source)
         report = load_backbone_pretrained(model, path, strict=False)
         logger.info("backbone ImageNet weights: %s", source)
         if report is not None and getattr(report, "unexpected", None):
@@ -201,20 +207,13 @@ class PoseSORTask(TrainingTask):
         return load_official_posesor_checkpoint(model, path)
 
     def load_backbone(self, model: nn.Module, source: str) -> None:
-        from pathlib import Path
-
         from salrank.modeling.backbones.pretrained import (
             load_resnet_pretrained,
             load_swin_pretrained,
         )
 
-        path = source
-        if not Path(source).is_file():
-            from salrank.weights import resolve_weights
-
-            path = str(resolve_weights(source)[0])
         loader = load_swin_pretrained if hasattr(model.backbone, "layers") else load_resnet_pretrained
-        loader(model.backbone, path, strict=False)
+        loader(model.backbone, _weights_path(source), strict=False)
         logger.info("backbone ImageNet weights: %s", source)
 
     def build_criterion(self, cfg: TrainConfig) -> Any:
@@ -295,13 +294,8 @@ TASKS: dict[str, Callable[[], TrainingTask]] = {
 }
 
 
-NOT_YET_TRAINABLE: dict[str, str] = {}
-
-
 def get_task(architecture: str) -> TrainingTask:
     """The task of a registered architecture name."""
-    if architecture in NOT_YET_TRAINABLE:
-        raise InputError(f"training {architecture} is not available yet: {NOT_YET_TRAINABLE[architecture]}")
     if architecture not in TASKS:
         raise InputError(f"no training task for model {architecture!r}; trainable: {', '.join(TASKS)}")
     return TASKS[architecture]()
