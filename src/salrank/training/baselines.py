@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from salrank.evaluation.overlaps import MaskSet, intersections
 from salrank.structures import RankedInstances
 
 __all__ = ["BASELINES", "pairwise_order_accuracy", "reorder"]
@@ -62,11 +63,10 @@ def _first_hits(gt_masks: np.ndarray, pred_masks: np.ndarray, threshold: float =
     """For each GT mask, the index of the first prediction with IoU > ``threshold`` (``None``: missed)."""
     if len(pred_masks) == 0:
         return [None] * len(gt_masks)
-    gt = gt_masks.reshape(len(gt_masks), -1).astype(np.float32)
-    pred = pred_masks.reshape(len(pred_masks), -1).astype(np.float32)
-    inter = gt @ pred.T
-    union = gt.sum(1)[:, None] + pred.sum(1)[None, :] - inter
-    iou = inter / np.maximum(union, 1.0)
+    gt, pred = MaskSet.from_dense(gt_masks), MaskSet.from_dense(pred_masks)
+    inter = intersections(gt, pred)
+    union = gt.areas[:, None] + pred.areas[None, :] - inter
+    iou = inter.astype(np.float32) / np.maximum(union, 1).astype(np.float32)
     return [int(np.argmax(row > threshold)) if (row > threshold).any() else None for row in iou]
 
 
