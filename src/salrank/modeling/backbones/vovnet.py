@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from salrank.modeling.layers.frozen_bn import FrozenBatchNorm2d, make_norm
+from salrank.modeling.layers.memory_format import memory_format_of
 
 __all__ = ["VOVNET_SPECS", "VoVNet", "VoVNetSpec", "fold_conv_frozen_bn", "vovnet_spec"]
 
@@ -109,16 +110,10 @@ def fold_conv_frozen_bn(conv: nn.Conv2d, norm: FrozenBatchNorm2d) -> None:
     """
     scale, shift = norm.scale_and_shift()
     weight = conv.weight
-    folded = (weight * scale.reshape(-1, 1, 1, 1).to(weight.dtype)).contiguous(memory_format=_memory_format(weight))
+    folded = (weight * scale.reshape(-1, 1, 1, 1).to(weight.dtype)).contiguous(memory_format=memory_format_of(weight))
     bias = shift if conv.bias is None else conv.bias * scale + shift
     conv.weight = nn.Parameter(folded, requires_grad=weight.requires_grad)
     conv.bias = nn.Parameter(bias.to(weight.dtype), requires_grad=weight.requires_grad)
-
-
-def _memory_format(t: Tensor) -> torch.memory_format:
-    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 class ConvNormReLU(nn.Module):

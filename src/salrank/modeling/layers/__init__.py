@@ -6,7 +6,8 @@
 * :class:`LayerNorm2d` - LayerNorm over the channels of a ``(B, C, H, W)`` map.
 * :class:`LearnablePE` - the learned 25x25 positional map resized to each feature size.
 * :class:`DropPath` / :func:`drop_path` - stochastic depth.
-* ``frozen_bn`` (PPA's detectron2-style frozen BatchNorm) is imported from its own module.
+* ``frozen_bn`` (PPA's detectron2-style frozen BatchNorm) and ``memory_format`` (:func:`memory_format_of`, which
+  keeps a rewritten weight's layout) are imported from their own modules.
 """
 
 from salrank.modeling.layers.attention import Attention, validity_mask_to_bias

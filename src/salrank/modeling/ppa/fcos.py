@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from salrank.modeling.layers.memory_format import memory_format_of
 from salrank.modeling.ppa.config import FCOSConfig
 from salrank.modeling.ppa.detections import PPADetections
 from salrank.ops import batched_nms
@@ -168,7 +169,7 @@ class FusedFCOSTowers(nn.Module):
                 conv = nn.Conv2d(a.in_channels * groups, 2 * a.out_channels, a.kernel_size, a.stride, a.padding, groups=groups)
                 conv.weight.copy_(torch.cat((a.weight, b.weight)))
                 conv.bias.copy_(torch.cat((a.bias, b.bias)))
-                conv.weight.data = conv.weight.data.contiguous(memory_format=_memory_format_of(a.weight))
+                conv.weight.data = conv.weight.data.contiguous(memory_format=memory_format_of(a.weight))
                 layers.append(conv.to(a.weight.device))
                 first = False
             elif isinstance(a, nn.GroupNorm):
@@ -188,15 +189,9 @@ class FusedFCOSTowers(nn.Module):
         box_predictor = nn.Conv2d(pred.in_channels, pred.out_channels + ctr.out_channels, pred.kernel_size, pred.stride, pred.padding)
         box_predictor.weight.copy_(torch.cat((pred.weight, ctr.weight)))
         box_predictor.bias.copy_(torch.cat((pred.bias, ctr.bias)))
-        box_predictor.weight.data = box_predictor.weight.data.contiguous(memory_format=_memory_format_of(pred.weight))
+        box_predictor.weight.data = box_predictor.weight.data.contiguous(memory_format=memory_format_of(pred.weight))
         channels = cls_layers[0].out_channels if isinstance(cls_layers[0], nn.Conv2d) else 0
         return cls(nn.Sequential(*layers), box_predictor.to(pred.weight.device), channels)
-
-
-def _memory_format_of(t: Tensor) -> torch.memory_format:
-    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 def fcos_locations(sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device | None = None) -> list[Tensor]:

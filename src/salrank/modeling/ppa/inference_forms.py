@@ -17,8 +17,8 @@ place and once, into an equivalent layout that does less work per image:
 Both change only where float roundings happen (products formed before sums, other summation
 blocking): on the official fixture and on the full-size benchmark the detections, masks and ranks
 are identical to the unoptimised model's and every logit agrees to float rounding (~1e-5 relative)
-(``tests/test_ppa_speed_forms.py``, ``benchmarks/ppa_speed.py --check``). The rewritten model is an
-inference form: its state dict differs (no ``norm.*`` tensors in the backbone, ``fcos.fused_towers.*``
+(``tests/test_ppa_fidelity.py``, ``tests/test_ppa_speed_forms.py``, ``benchmarks/ppa_speed.py --check``).
+The rewritten model is an inference form: its state dict differs (no ``norm.*`` tensors in the backbone, ``fcos.fused_towers.*``
 instead of the tower keys), so load the official or salrank weights *before* optimising, and train
 the unoptimised model (the fused FCOS head refuses to run in training mode).
 
