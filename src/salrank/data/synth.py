@@ -321,7 +321,7 @@ def draw_scene(rng: np.random.Generator, cfg: SynthConfig, max_tries: int = 50) 
                     if 0 <= xi < w and 0 <= yi < h:
                         near = visible[max(0, yi - 1) : yi + 2, max(0, xi - 1) : xi + 2].any()
                         keypoints[j] = (xi, yi, 2 if near else 1)
-            score = 1.0 - level / len(HUE_LADDER)
+            score = attention_score(HUE_LADDER[level][1])
             objects.append(SynthObject(kind=kind, colour=colour, level=level, mask=gt, full_mask=mask, keypoints=keypoints, score=score))
         if not ok:
             continue
